@@ -1,0 +1,220 @@
+"""``export``: a fitted pipeline and sample rows in, a verified bundle out.
+
+The pipeline reads in a few lines: infer the schema, convert, build the golden
+rows, check every target against sklearn, write the bundle atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+
+from skedge.runtime._errors import ExportError, ParityError
+from skedge.runtime._model import Model
+from skedge.runtime._parity import ParityRow
+from skedge.runtime._schema import Schema
+
+from ._schema import infer_features
+from .bundle import check_version
+from .bundle import write_bundle as _write
+from .card import render_card
+from .golden import build_golden
+from .onnx import OUTPUT_NAMES, set_metadata, to_onnx
+from .parity import check_target, parity_markdown, parity_plot
+
+__all__ = ["export", "library_versions", "frame_sha256", "Exported"]
+
+_OUTPUTS = {
+    "classification": ("label", "probabilities"),
+    "regression": ("value",),
+    "anomaly": ("label", "score"),
+}
+
+
+def library_versions() -> dict[str, str]:
+    out = {}
+    for dist in ("skedge", "scikit-learn", "numpy", "pandas", "onnx", "onnxruntime", "coremltools"):
+        try:
+            out[dist] = importlib_metadata.version(dist)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def frame_sha256(frame: pd.DataFrame) -> str:
+    """sha256 of a canonical form: column names, dtype kinds and values in a fixed text form, row by row."""
+    h = hashlib.sha256()
+    h.update(json.dumps([(str(c), frame[c].dtype.kind) for c in frame.columns]).encode())
+    for c in frame.columns:
+        for v in frame[c].tolist():
+            if v is None or (isinstance(v, float) and v != v):
+                h.update(b"\x00N")
+            elif isinstance(v, float):
+                h.update(b"\x00f" + float(v).hex().encode())
+            else:
+                h.update(b"\x00s" + str(v).encode())
+    return h.hexdigest()
+
+
+def _task(final: Any) -> str:
+    if is_classifier(final):
+        return "classification"
+    if is_regressor(final):
+        return "regression"
+    if is_outlier_detector(final):
+        return "anomaly"
+    raise ExportError(f"the last step ({type(final).__name__}) is neither a classifier, a regressor nor an "
+                      "outlier detector")
+
+
+class Exported:
+    """What export produced, before it is written: files and the manifest."""
+
+    def __init__(self, files: dict[str, bytes], manifest: dict[str, Any], parity: list[ParityRow]) -> None:
+        self.files = files
+        self.manifest = manifest
+        self.parity = parity
+
+
+def _coreml(pipeline: Any, schema: Schema, name: str, version: str) -> tuple[bytes | None, str | None, Any]:
+    """(model.mlmodel bytes, why-not reason, predictor of the spec) — Core ML is optional per pipeline."""
+    try:
+        from .coreml import CoreMLUnsupported, evaluator_for, to_coreml
+    except ImportError as exc:
+        return None, f"Core ML export is not available here ({exc})", None
+    try:
+        data = to_coreml(pipeline, schema, name=name, version=version)
+    except CoreMLUnsupported as exc:
+        return None, str(exc), None
+    return data, None, evaluator_for(data, schema)
+
+
+def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0.0",
+          schema: Schema | None = None, nullable: dict[str, bool] | bool | None = None, seed: int = 0,
+          metrics: dict[str, float] | None = None, gates: dict[str, float] | None = None,
+          provenance: dict[str, Any] | None = None, reports: dict[str, bytes] | None = None,
+          description: str | None = None, targets: tuple[str, ...] = ("onnx", "ort", "coreml"),
+          tolerance: dict[str, Any] | None = None) -> Exported:
+    check_version(name, version)
+    if not isinstance(sample, pd.DataFrame) or sample.empty:
+        raise ExportError("sample must be a non-empty pandas DataFrame of representative input rows")
+    final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    task = _task(final)
+    classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
+    feature_names = getattr(pipeline, "feature_names_in_", None)
+    if feature_names is not None:
+        missing = [c for c in feature_names if c not in sample.columns]
+        if missing:
+            raise ExportError(f"sample lacks the column {missing[0]!r} the pipeline was fitted on")
+        sample = sample[list(feature_names)]
+    features = schema.features if schema else infer_features(sample, nullable=nullable)
+    outputs = {k: OUTPUT_NAMES[k] for k in _OUTPUTS[task]}
+    cls_json = tuple(c.item() if hasattr(c, "item") else c for c in classes) if classes is not None else None
+    schema = Schema(features=tuple(features), task=task, classes=cls_json, outputs=outputs)
+
+    model, ctx = to_onnx(pipeline, schema, graph_name=f"skedge_{name}".replace("-", "_").replace(".", "_"),
+                         classes=classes)
+    policy = {f.name: ("error" if f.name in ctx.strict_category_fields else "ignore")
+              for f in schema.features if f.kind == "category"}
+    schema = Schema(features=schema.features, task=task, classes=cls_json, outputs=outputs,
+                    unknown_categories=policy)
+    set_metadata(model, schema)
+    onnx_bytes = model.SerializeToString()
+
+    golden = build_golden(pipeline, schema, sample, seed=seed, tolerance=tolerance)
+    files: dict[str, bytes] = {"model.onnx": onnx_bytes}
+    parity: list[ParityRow] = []
+    got_by: dict[str, dict[str, Any]] = {}
+    unavailable: dict[str, str] = {}
+
+    def run(target: str, data: bytes) -> None:
+        m = Model(data, schema, source=Path(f"model.{target}"), target=target)
+        row, got = check_target(target, m.predict_outputs, golden)
+        parity.append(row)
+        got_by[target] = got
+
+    run("onnx", onnx_bytes)
+    if "ort" in targets:
+        from .ort import to_ort
+
+        ort_bytes, ops = to_ort(onnx_bytes)
+        files["model.ort"], files["required_operators.config"] = ort_bytes, ops
+        run("ort", ort_bytes)
+    if "coreml" in targets:
+        ml, why, evaluator = _coreml(pipeline, schema, name, version)
+        if ml is None:
+            unavailable["coreml"] = str(why)
+        else:
+            files["model.mlmodel"] = ml
+            row, got = check_target("coreml", evaluator.predict_outputs, golden)
+            parity.append(row)
+            got_by["coreml"] = got
+
+    files["golden.json"] = (json.dumps(golden, sort_keys=True, allow_nan=False) + "\n").encode()
+    pmd = parity_markdown(parity, golden)
+    report_files = {f"report/{k}": v for k, v in (reports or {}).items()}
+    report_files["report/parity.md"] = ("# Parity\n\n" + pmd).encode()
+    report_files["report/parity.png"] = parity_plot(golden, got_by)
+    files.update(report_files)
+
+    prov = {
+        "seed": seed,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "libraries": library_versions(),
+        **(provenance or {}),
+    }
+    prov.setdefault("data", {"sha256": frame_sha256(sample), "rows": len(sample)})
+    manifest: dict[str, Any] = {
+        "description": description,
+        "estimator": type(final).__name__,
+        "pipeline": _describe(pipeline),
+        "schema": schema.to_json(),
+        "task": task,
+        "classes": list(cls_json) if cls_json is not None else None,
+        "outputs": outputs,
+        "metrics": metrics or {},
+        "gates": gates or {},
+        "parity": {r.target: r.to_json() for r in parity},
+        "unavailable_targets": unavailable,
+        "provenance": prov,
+    }
+    card = render_card({"name": name, "version": version, **manifest}, schema, pmd,
+                       reports=sorted(k for k in report_files if k.endswith(".png")))
+    files["card.md"] = card.encode()
+    return Exported(files, manifest, parity)
+
+
+def _describe(pipeline: Any) -> list[str]:
+    steps = pipeline.steps if hasattr(pipeline, "steps") else [("estimator", pipeline)]
+    return [f"{n}: {type(s).__name__}" for n, s in steps]
+
+
+def export(pipeline: Any, sample: pd.DataFrame, out: str | os.PathLike[str] = "models", *, name: str,
+           version: str = "1.0.0", strict: bool = True, **kwargs: Any) -> Path:
+    """Export a fitted Pipeline (or bare estimator) and write a verified bundle to ``out/name/version``.
+
+    ``sample``: representative input rows (a DataFrame with the columns the pipeline takes); the schema
+    is inferred from it and its rows become the holdout part of the golden vectors. With ``strict``
+    (the default) a parity failure raises ``ParityError`` and nothing is written.
+    """
+    exported = build(pipeline, sample, name=name, version=version, **kwargs)
+    failed = [r for r in exported.parity if not r.passed]
+    if failed and strict:
+        r = failed[0]
+        raise ParityError(
+            f"the {r.target} export does not answer like sklearn: {r.label_mismatches} label mismatches in "
+            f"{r.rows} golden rows, max abs diff {r.max_abs_diff:.3g} (bound {r.bound:g}); nothing was written"
+        )
+    return _write(out, name, version, exported.files, exported.manifest)
+

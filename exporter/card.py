@@ -1,0 +1,74 @@
+"""The model card: what a person reads before putting the model in an app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from skedge.runtime._schema import Schema
+
+__all__ = ["render_card"]
+
+
+def _features_table(schema: Schema) -> list[str]:
+    lines = ["| feature | kind | nullable | training range / categories | missing rate |", "|---|---|---|---|---|"]
+    for f in schema.features:
+        if f.kind == "category":
+            rng = ", ".join(f.categories or ())
+        elif "min" in f.stats:
+            rng = f"{f.stats['min']:g} … {f.stats['max']:g} (mean {f.stats['mean']:.4g})"
+        else:
+            rng = "—"
+        lines.append(f"| `{f.name}` | {f.kind} | {'yes' if f.nullable else 'no'} | {rng} | "
+                     f"{f.stats.get('missing_rate', 0):.1%} |")
+    return lines
+
+
+def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, reports: list[str]) -> str:
+    name, version = manifest["name"], manifest["version"]
+    prov = manifest.get("provenance", {})
+    out = [f"# Model card: {name} {version}", ""]
+    out += ["## Intended use", "", manifest.get("description") or
+            f"A {schema.task} model exported by skedge for on-device prediction. It answers for inputs like its "
+            "training data; outside the training ranges below its answers are extrapolations.", ""]
+    out += ["## Outputs", ""]
+    if schema.task == "classification":
+        out.append(f"Label and one probability per class, in this order: {', '.join(map(str, schema.classes or ()))}.")
+    elif schema.task == "regression":
+        out.append("One value per row.")
+    else:
+        out.append("Label 1 (normal) or -1 (outlier), and a score (negative: outlier), as sklearn's "
+                   "`predict` and `decision_function`.")
+    out += ["", "## Inputs", ""] + _features_table(schema) + [""]
+    out += ["## Data", ""]
+    data = prov.get("data", {})
+    if data:
+        out.append(f"- source: `{data.get('path', 'a DataFrame')}`, sha256 `{str(data.get('sha256', ''))[:16]}…`")
+        for k in ("rows", "train_rows", "holdout_rows"):
+            if k in data:
+                out.append(f"- {k.replace('_', ' ')}: {data[k]}")
+    out.append(f"- estimator: {manifest.get('estimator', '')}")
+    out.append(f"- seed: {prov.get('seed', '—')}")
+    out.append("")
+    metrics = manifest.get("metrics") or {}
+    if metrics:
+        out += ["## Metrics (holdout)", "", "| metric | value |", "|---|---|"]
+        out += [f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, int | float)]
+        out.append("")
+    gates = manifest.get("gates") or {}
+    if gates:
+        out += ["Quality gates (minimums): " + ", ".join(f"{k} ≥ {v}" for k, v in gates.items()), ""]
+    out += ["## Parity with scikit-learn", "", parity_md]
+    for target, reason in (manifest.get("unavailable_targets") or {}).items():
+        out.append(f"- {target}: not exported — {reason}")
+    out.append("")
+    if reports:
+        out += ["## Plots", ""] + [f"![{r}]({r})" for r in reports] + [""]
+    out += ["## Limits", "",
+            "- Categories never seen in training are "
+            + ("refused for " + ", ".join(k for k, v in schema.unknown_categories.items() if v == "error")
+               if any(v == "error" for v in schema.unknown_categories.values()) else "ignored (all one-hot columns zero)")
+            + "; the runtime counts them per field (`model.unseen_categories`).",
+            "- Numbers outside the training ranges are accepted; trees answer as at the edge of the range, "
+            "linear models extrapolate.",
+            f"- Built with {', '.join(f'{k} {v}' for k, v in sorted((prov.get('libraries') or {}).items()))}.", ""]
+    return "\n".join(out)

@@ -1,0 +1,25 @@
+"""What a converter may know about the export in progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Context", "Converter"]
+
+from collections.abc import Callable
+
+# (graph, step, input, context) -> Var (transformer) or dict[str, Var] (final estimator)
+Converter = Callable[..., Any]
+
+
+@dataclass
+class Context:
+    """Mutable notes a conversion gathers on the way."""
+
+    feature_names: list[str]
+    # fields whose unseen categories sklearn would reject: the runtime must reject them too
+    strict_category_fields: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)
+    # column index (in the current matrix) -> input feature name, kept while it is known
+    origin: list[str | None] | None = None

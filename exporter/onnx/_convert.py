@@ -1,0 +1,116 @@
+"""Walk a fitted pipeline through the converter table and assemble the ONNX model."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from skedge.runtime._errors import ExportError
+from skedge.runtime._schema import Schema
+from ._builder import DOUBLE, INT64, OPSETS, STRING, Graph, Var
+from ._context import Context
+from ._table import REFUSED, lookup, supported_names
+
+__all__ = ["convert_step", "to_onnx", "set_metadata", "OUTPUT_NAMES", "ONNX_FORMAT"]
+
+ONNX_FORMAT = "1"
+# The ONNX output names per output kind (skl2onnx's names, so existing apps find them).
+OUTPUT_NAMES = {"label": "label", "probabilities": "probabilities", "value": "variable", "score": "scores"}
+
+
+def _unsupported(name: str, step: Any) -> ExportError:
+    cls = type(step).__name__
+    if type(step) in REFUSED:
+        return ExportError(f"step {name!r} ({cls}) cannot be exported: {REFUSED[type(step)]}.")
+    return ExportError(
+        f"step {name!r} ({cls}) has no ONNX converter. Supported: {', '.join(supported_names())}.\n"
+        f"  Register one with skedge.exporter.register_converter({cls}, onnx=...); see README, \"Custom steps\"."
+    )
+
+
+def convert_step(g: Graph, name: str, step: Any, x: Any, ctx: Context) -> Any:
+    conv = lookup(step)
+    if conv is None:
+        raise _unsupported(name, step)
+    try:
+        return conv(g, step, x, ctx)
+    except ExportError:
+        raise
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise ExportError(f"step {name!r} ({type(step).__name__}) cannot be exported: {exc}") from exc
+
+
+def _classes_const(g: Graph, classes: np.ndarray) -> tuple[str, int]:
+    if classes.dtype.kind in "iu":
+        return g.const(classes.astype(np.int64), "classes"), INT64
+    if classes.dtype.kind == "f":
+        return g.const(classes.astype(np.float64), "classes"), DOUBLE
+    return g.const(np.array([str(c) for c in classes], dtype=object), "classes"), STRING
+
+
+def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarray | None = None
+            ) -> tuple[onnx.ModelProto, Context]:
+    """Convert ``pipeline`` (fitted; input a DataFrame with the schema's columns) to an ONNX model."""
+    g = Graph()
+    for out_name in OUTPUT_NAMES.values():
+        g.reserve(out_name)
+    inputs = []
+    for f in schema.features:
+        g.reserve(f.name)
+        dtype = STRING if f.kind == "category" else DOUBLE
+        inputs.append(Var(f.name, dtype, 1))
+    ctx = Context(feature_names=schema.names, origin=[f.name for f in schema.features])
+    steps = pipeline.steps if hasattr(pipeline, "steps") else [("estimator", pipeline)]
+    x: Any = inputs
+    for name, step in steps[:-1]:
+        if step is None or step == "passthrough":
+            continue
+        x = convert_step(g, name, step, x, ctx)
+    final_name, final = steps[-1]
+    if isinstance(x, list) and any(v.dtype == STRING for v in x):
+        raise ExportError(f"step {final_name!r} ({type(final).__name__}) receives string columns: "
+                          "encode categories (OneHotEncoder in a ColumnTransformer) before the estimator")
+    out = convert_step(g, final_name, final, x, ctx)
+    if not isinstance(out, dict):
+        raise ExportError(f"the last step {final_name!r} ({type(final).__name__}) is a transformer, not an estimator")
+
+    outputs = []
+    if "label_index" in out:
+        if classes is None:
+            raise ExportError("a classifier without classes_")
+        cname, ctype = _classes_const(g, classes)
+        g.op("Gather", [cname, out["label_index"].name], out_names=[OUTPUT_NAMES["label"]], axis=0)
+        outputs.append(helper.make_tensor_value_info(OUTPUT_NAMES["label"], ctype, [None]))
+        out = {k: v for k, v in out.items() if k != "label_index"}
+    for kind, var in out.items():
+        oname = OUTPUT_NAMES[kind]
+        g.op("Identity", [var.name], out_names=[oname])
+        shape = [None] if kind == "label" else [None, var.width]
+        outputs.append(helper.make_tensor_value_info(oname, var.dtype, shape))
+
+    graph = helper.make_graph(
+        g.nodes, graph_name,
+        [helper.make_tensor_value_info(v.name, v.dtype, [None, 1]) for v in inputs],
+        outputs, initializer=g.initializers,
+    )
+    # sorted opset_import: skl2onnx's order follows the string hash seed; ours never varies
+    opsets = [helper.make_opsetid(domain, version) for domain, version in sorted(OPSETS.items())]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="skedge", producer_version=ONNX_FORMAT)
+    model.ir_version = 10
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ExportError(f"the ONNX graph skedge built is invalid: {exc}") from exc
+    return model, ctx
+
+
+def set_metadata(model: onnx.ModelProto, schema: Schema, extra: dict[str, str] | None = None) -> None:
+    """Make a bare .onnx self-describing: the schema and format in ``metadata_props``, sorted."""
+    meta = {"skedge.schema": json.dumps(schema.to_json(), sort_keys=True), "skedge.format": ONNX_FORMAT}
+    meta.update(extra or {})
+    del model.metadata_props[:]
+    helper.set_model_props(model, dict(sorted(meta.items())))

@@ -1,0 +1,334 @@
+"""Converters for tree ensembles, written straight to ai.onnx.ml ``TreeEnsembleRegressor``.
+
+Why not skl2onnx's tree converters: they compare in float32 against float32
+thresholds, drop the missing-value routing and let ties fall where they may
+(DESIGN.md "Parity"). Here every ensemble, classifier or regressor, becomes one
+regressor with double thresholds (``nodes_values_as_tensor``) and double leaf
+weights, summed by onnxruntime in double:
+
+* sklearn's own trees compare ``float32(x) <= threshold`` in double, so the
+  input is cast to float32 and back first; HistGradientBoosting compares in
+  double, so it is not.
+* NaN follows ``missing_go_to_left`` (``nodes_missing_value_tracks_true``).
+* classifier leaves hold sklearn's normalised class proportions; labels are the
+  first maximum of the probabilities, as ``np.argmax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._builder import DOUBLE, FLOAT, INT64, Graph, Var
+from ._context import Context
+
+__all__ = [
+    "Ensemble",
+    "convert_forest_classifier",
+    "convert_forest_regressor",
+    "convert_tree_classifier",
+    "convert_tree_regressor",
+    "convert_gb_classifier",
+    "convert_gb_regressor",
+    "convert_hgb_classifier",
+    "convert_hgb_regressor",
+    "convert_isolation_forest",
+    "tree_thresholds",
+]
+
+
+@dataclass
+class Ensemble:
+    """Flattened nodes of many trees, in the attribute layout of TreeEnsembleRegressor."""
+
+    n_targets: int
+    treeids: list[int] = field(default_factory=list)
+    nodeids: list[int] = field(default_factory=list)
+    featureids: list[int] = field(default_factory=list)
+    modes: list[str] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    true_ids: list[int] = field(default_factory=list)
+    false_ids: list[int] = field(default_factory=list)
+    missing_true: list[int] = field(default_factory=list)
+    t_treeids: list[int] = field(default_factory=list)
+    t_nodeids: list[int] = field(default_factory=list)
+    t_ids: list[int] = field(default_factory=list)
+    t_weights: list[float] = field(default_factory=list)
+    n_trees: int = 0
+
+    def add_tree(self, left: np.ndarray, right: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
+                 missing_left: np.ndarray, leaf_weights: dict[int, list[tuple[int, float]]]) -> None:
+        """``leaf_weights[node] = [(target, weight), ...]`` for every leaf."""
+        tid = self.n_trees
+        self.n_trees += 1
+        for node in range(len(left)):
+            self.treeids.append(tid)
+            self.nodeids.append(node)
+            if left[node] == -1:
+                self.featureids.append(0)
+                self.modes.append("LEAF")
+                self.values.append(0.0)
+                self.true_ids.append(0)
+                self.false_ids.append(0)
+                self.missing_true.append(0)
+                for target, w in leaf_weights[node]:
+                    self.t_treeids.append(tid)
+                    self.t_nodeids.append(node)
+                    self.t_ids.append(target)
+                    self.t_weights.append(float(w))
+            else:
+                self.featureids.append(int(feature[node]))
+                self.modes.append("BRANCH_LEQ")
+                self.values.append(float(threshold[node]))
+                self.true_ids.append(int(left[node]))
+                self.false_ids.append(int(right[node]))
+                self.missing_true.append(int(bool(missing_left[node])))
+
+    def emit(self, g: Graph, x: Var, hint: str) -> Var:
+        """[N, n_targets] double: the sum over trees of the leaf weights."""
+        y = g.op1(
+            "TreeEnsembleRegressor", [x.name], hint, domain="ai.onnx.ml",
+            n_targets=self.n_targets, aggregate_function="SUM", post_transform="NONE",
+            nodes_treeids=self.treeids, nodes_nodeids=self.nodeids, nodes_featureids=self.featureids,
+            nodes_modes=self.modes, nodes_truenodeids=self.true_ids, nodes_falsenodeids=self.false_ids,
+            nodes_missing_value_tracks_true=self.missing_true,
+            nodes_values_as_tensor=_tensor(self.values, f"{hint}_thresholds"),
+            target_treeids=self.t_treeids, target_nodeids=self.t_nodeids, target_ids=self.t_ids,
+            target_weights_as_tensor=_tensor(self.t_weights, f"{hint}_weights"),
+        )
+        # onnxruntime sums in double but hands out float32
+        return g.cast(Var(y, FLOAT, self.n_targets), DOUBLE, f"{hint}_double")
+
+
+def _tensor(values: list[float], name: str) -> Any:
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(values, dtype=np.float64), name)
+
+
+def _sk_tree_arrays(tree: Any) -> tuple[np.ndarray, ...]:
+    t = tree.tree_
+    missing = getattr(t, "missing_go_to_left", None)
+    if missing is None:
+        missing = np.zeros(t.node_count, dtype=np.uint8)
+    return t.children_left, t.children_right, t.feature, t.threshold, np.asarray(missing)
+
+
+def _check_single_output(est: Any) -> None:
+    if getattr(est, "n_outputs_", 1) != 1:
+        raise ValueError("multi-output trees are not supported")
+
+
+def _float32_input(g: Graph, x: Var | list[Var]) -> Var:
+    """sklearn trees see float32(x); thresholds stay double. Cast down and back up."""
+    m = g.matrix(x, "tree_in")
+    f = g.cast(g.cast(m, DOUBLE, "tree_in_d"), FLOAT, "tree_in_f32")
+    return g.cast(f, DOUBLE, "tree_in_f64")
+
+
+def _proportions(value: np.ndarray, n_classes: int) -> np.ndarray:
+    # DecisionTreeClassifier.predict_proba: value[:, :n_classes] divided by its row sum (0 -> 1)
+    p = np.asarray(value, dtype=np.float64)[:n_classes].copy()
+    s = p.sum()
+    return p / (s if s != 0 else 1.0)
+
+
+def _classifier_ensemble(trees: list[Any], n_classes: int) -> Ensemble:
+    ens = Ensemble(n_targets=n_classes)
+    for tree in trees:
+        _check_single_output(tree)
+        left, right, feat, thr, miss = _sk_tree_arrays(tree)
+        values = tree.tree_.value[:, 0, :]
+        leaves = {int(n): [(k, float(w)) for k, w in enumerate(_proportions(values[n], n_classes))]
+                  for n in np.where(left == -1)[0]}
+        ens.add_tree(left, right, feat, thr, miss, leaves)
+    return ens
+
+
+def _regressor_ensemble(trees: list[Any], scale: float = 1.0, target: int = 0, ens: Ensemble | None = None
+                        ) -> Ensemble:
+    ens = ens or Ensemble(n_targets=1)
+    for tree in trees:
+        _check_single_output(tree)
+        left, right, feat, thr, miss = _sk_tree_arrays(tree)
+        values = tree.tree_.value[:, 0, 0]
+        # GradientBoosting adds scale * value per stage: the same product, computed once here
+        leaves = {int(n): [(target, float(scale * values[n]) if scale != 1.0 else float(values[n]))]
+                  for n in np.where(left == -1)[0]}
+        ens.add_tree(left, right, feat, thr, miss, leaves)
+    return ens
+
+
+def _labels_from_proba(g: Graph, proba: str) -> Var:
+    return Var(g.op1("ArgMax", [proba], "label_index", axis=1, keepdims=0, select_last_index=0), INT64, 1)
+
+
+def convert_tree_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    return _forest_classifier(g, [est], len(est.classes_), x, "dt")
+
+
+def convert_forest_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    return _forest_classifier(g, list(est.estimators_), len(est.classes_), x, "rf")
+
+
+def _forest_classifier(g: Graph, trees: list[Any], n_classes: int, x: Var | list[Var], hint: str
+                       ) -> dict[str, Var]:
+    xin = _float32_input(g, x)
+    total = _classifier_ensemble(trees, n_classes).emit(g, xin, f"{hint}_sum")
+    proba = total.name
+    if len(trees) > 1:  # sklearn: sum of the trees' probabilities, then / n_estimators
+        proba = g.op1("Div", [proba, g.const(np.float64(len(trees)), f"{hint}_n")], "probabilities")
+    return {"probabilities": Var(proba, DOUBLE, n_classes), "label_index": _labels_from_proba(g, proba)}
+
+
+def convert_tree_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    return {"value": _regressor_ensemble([est]).emit(g, _float32_input(g, x), "dt_value")}
+
+
+def convert_forest_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    total = _regressor_ensemble(list(est.estimators_)).emit(g, _float32_input(g, x), "rf_sum")
+    mean = g.op1("Div", [total.name, g.const(np.float64(len(est.estimators_)), "rf_n")], "rf_value")
+    return {"value": Var(mean, DOUBLE, 1)}
+
+
+def _gb_raw(g: Graph, est: Any, x: Var | list[Var], sample: np.ndarray | None) -> Var:
+    if est.init_ != "zero" and type(est.init_).__name__ not in ("DummyClassifier", "DummyRegressor"):
+        raise ValueError(f"GradientBoosting with init={type(est.init_).__name__} is not supported")
+    k = est.estimators_.shape[1]
+    ens = Ensemble(n_targets=k)
+    for stage in est.estimators_:
+        for j, tree in enumerate(stage):
+            _regressor_ensemble([tree], scale=float(est.learning_rate), target=j, ens=ens)
+    total = ens.emit(g, _float32_input(g, x), "gb_sum")
+    n_features = est.n_features_in_
+    init = est._raw_predict_init(np.zeros((1, n_features), dtype=np.float32))[0]
+    raw = g.op1("Add", [total.name, g.const(np.asarray(init, dtype=np.float64).reshape(1, -1), "gb_init")], "gb_raw")
+    return Var(raw, DOUBLE, k)
+
+
+def convert_gb_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    if est.loss not in ("squared_error", "absolute_error", "huber", "quantile"):
+        raise ValueError(f"GradientBoostingRegressor(loss={est.loss!r}) is not supported")
+    return {"value": _gb_raw(g, est, x, None)}
+
+
+def _binary_or_softmax(g: Graph, raw: Var, hint: str) -> str:
+    if raw.width == 1:
+        p1 = g.op1("Sigmoid", [raw.name], f"{hint}_p1")
+        p0 = g.op1("Sub", [g.const(np.array([[1.0]]), "one"), p1], f"{hint}_p0")
+        return g.op1("Concat", [p0, p1], "probabilities", axis=1)
+    return g.op1("Softmax", [raw.name], "probabilities", axis=1)
+
+
+def convert_gb_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    if est.loss != "log_loss":
+        raise ValueError(f"GradientBoostingClassifier(loss={est.loss!r}) is not supported; use log_loss")
+    raw = _gb_raw(g, est, x, None)
+    proba = _binary_or_softmax(g, raw, "gb")
+    if raw.width == 1:  # sklearn: class 1 where raw >= 0
+        pos = g.op1("GreaterOrEqual", [raw.name, g.const(np.array([[0.0]]), "zero")], "gb_pos")
+        label = g.op1("Squeeze", [g.op1("Cast", [pos], "gb_label", to=INT64),
+                                  g.const(np.array([1], dtype=np.int64), "axis1")], "label_index")
+        return {"probabilities": Var(proba, DOUBLE, 2), "label_index": Var(label, INT64, 1)}
+    label = g.op1("ArgMax", [raw.name], "label_index", axis=1, keepdims=0, select_last_index=0)
+    return {"probabilities": Var(proba, DOUBLE, raw.width), "label_index": Var(label, INT64, 1)}
+
+
+def _hgb_raw(g: Graph, est: Any, x: Var | list[Var]) -> Var:
+    if getattr(est, "_preprocessor", None) is not None or getattr(est, "is_categorical_", None) is not None \
+            and np.any(est.is_categorical_):
+        raise ValueError("HistGradientBoosting with native categorical features is not supported; "
+                         "one-hot encode them in the pipeline instead")
+    k = est.n_trees_per_iteration_
+    ens = Ensemble(n_targets=k)
+    for iteration in est._predictors:
+        for j, pred in enumerate(iteration):
+            nodes = pred.nodes
+            if np.any(nodes["is_categorical"]):
+                raise ValueError("HistGradientBoosting categorical splits are not supported")
+            leaf = nodes["is_leaf"].astype(bool)
+            left = np.where(leaf, -1, nodes["left"].astype(np.int64))
+            leaves = {int(n): [(j, float(nodes["value"][n]))] for n in np.where(leaf)[0]}
+            ens.add_tree(left, nodes["right"], nodes["feature_idx"], nodes["num_threshold"],
+                         nodes["missing_go_to_left"], leaves)
+    total = ens.emit(g, g.cast(g.matrix(x, "hgb_in"), DOUBLE), "hgb_sum")
+    base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(1, -1)
+    return Var(g.op1("Add", [total.name, g.const(base, "hgb_base")], "hgb_raw"), DOUBLE, k)
+
+
+def convert_hgb_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    raw = _hgb_raw(g, est, x)
+    if est.loss in ("poisson", "gamma"):
+        return {"value": Var(g.op1("Exp", [raw.name], "hgb_value"), DOUBLE, 1)}
+    if est.loss not in ("squared_error", "absolute_error", "quantile"):
+        raise ValueError(f"HistGradientBoostingRegressor(loss={est.loss!r}) is not supported")
+    return {"value": raw}
+
+
+def convert_hgb_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    raw = _hgb_raw(g, est, x)
+    proba = _binary_or_softmax(g, raw, "hgb")
+    n = 2 if raw.width == 1 else raw.width
+    # sklearn: argmax of predict_proba
+    return {"probabilities": Var(proba, DOUBLE, n), "label_index": _labels_from_proba(g, proba)}
+
+
+def convert_isolation_forest(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    from sklearn.ensemble._iforest import _average_path_length
+
+    xin = _float32_input(g, x)
+    n_features = xin.width
+    ens = Ensemble(n_targets=1)
+    subsample = est._max_features != n_features
+    for i, (tree, feats) in enumerate(zip(est.estimators_, est.estimators_features_, strict=True)):
+        left, right, feat, thr, miss = _sk_tree_arrays(tree)
+        if subsample:  # the tree saw X[:, feats]; map its feature ids back to the full input
+            feat = np.where(left == -1, 0, np.asarray(feats)[np.maximum(feat, 0)])
+        depth = np.asarray(est._decision_path_lengths[i], dtype=np.float64)
+        avg = np.asarray(est._average_path_length_per_tree[i], dtype=np.float64)
+        leaves = {int(n): [(0, float(depth[n] + avg[n] - 1.0))] for n in np.where(left == -1)[0]}
+        ens.add_tree(left, right, feat, thr, miss, leaves)
+    depths = ens.emit(g, xin, "if_depths")
+    denom = float(len(est.estimators_) * _average_path_length([est._max_samples])[0])
+    if denom == 0:
+        raise ValueError("IsolationForest fitted on a single sample cannot be exported")
+    ratio = g.op1("Div", [depths.name, g.const(np.float64(denom), "if_denom")], "if_ratio")
+    score = g.op1("Pow", [g.const(np.float64(2.0), "two"), g.op1("Neg", [ratio], "if_neg")], "if_pow")
+    decision = g.op1("Sub", [g.op1("Neg", [score], "if_score_samples"),
+                             g.const(np.float64(est.offset_), "if_offset")], "scores")
+    outlier = g.op1("Less", [decision, g.const(np.array([[0.0]]), "zero")], "if_outlier")
+    label = g.op1("Where", [outlier, g.const(np.array([[-1]], dtype=np.int64), "minus_one"),
+                            g.const(np.array([[1]], dtype=np.int64), "plus_one")], "if_label")
+    label = g.op1("Squeeze", [label, g.const(np.array([1], dtype=np.int64), "axis1")], "label")
+    return {"score": Var(decision, DOUBLE, 1), "label": Var(label, INT64, 1)}
+
+
+def tree_thresholds(est: Any) -> list[tuple[int, float]]:
+    """(feature index, threshold) of every split of a supported tree model, for adversarial golden rows."""
+    out: set[tuple[int, float]] = set()
+    trees: list[Any] = []
+    if hasattr(est, "tree_"):
+        trees = [est]
+    elif hasattr(est, "_predictors"):
+        for it in est._predictors:
+            for pred in it:
+                nodes = pred.nodes
+                for n in np.where(~nodes["is_leaf"].astype(bool))[0]:
+                    out.add((int(nodes["feature_idx"][n]), float(nodes["num_threshold"][n])))
+        return sorted(out)
+    elif hasattr(est, "estimators_"):
+        trees = list(np.ravel(np.asarray(est.estimators_, dtype=object)))
+        feats = getattr(est, "estimators_features_", None)
+        if feats is not None and type(est).__name__ == "IsolationForest" and est._max_features != est.n_features_in_:
+            for tree, fs in zip(trees, feats, strict=True):
+                t = tree.tree_
+                for n in np.where(t.children_left != -1)[0]:
+                    out.add((int(fs[t.feature[n]]), float(t.threshold[n])))
+            return sorted(out)
+    for tree in trees:
+        t = tree.tree_
+        for n in np.where(t.children_left != -1)[0]:
+            out.add((int(t.feature[n]), float(t.threshold[n])))
+    return sorted(out)

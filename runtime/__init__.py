@@ -1,0 +1,39 @@
+"""skedge.runtime: load a skedge bundle (or a bare .onnx/.ort) and predict.
+
+Needs numpy and onnxruntime only: no scikit-learn, pandas, pickle or network.
+
+    from skedge.runtime import load
+    model = load("models/penguins/1.0.0")
+    model.predict({"island": "Biscoe", "bill_length_mm": 39.1, ...})
+"""
+
+from ._errors import (
+    BundleError,
+    ConfigError,
+    DataError,
+    ExportError,
+    GateError,
+    ParityError,
+    SchemaError,
+    SkedgeError,
+)
+from ._model import Model, load
+from ._parity import ParityRow
+from ._schema import Feature, Schema, normalize_category
+
+__all__ = [
+    "load",
+    "Model",
+    "Schema",
+    "Feature",
+    "ParityRow",
+    "normalize_category",
+    "SkedgeError",
+    "SchemaError",
+    "BundleError",
+    "ConfigError",
+    "DataError",
+    "GateError",
+    "ExportError",
+    "ParityError",
+]

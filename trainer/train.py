@@ -1,0 +1,119 @@
+"""The ``train`` flow: config -> data -> features -> fit -> evaluate -> gates -> export -> bundle."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from skedge.exporter._export import build
+from skedge.exporter.bundle import bundle_path, write_bundle
+from skedge.runtime._errors import ExportError, ParityError
+from skedge.runtime._parity import ParityRow
+
+from .config import Config, load_config
+from .data import load_table, prepare, split
+from .estimators import REGISTRY, make_estimator
+from .evaluate import check_gates, evaluate, plots
+from .features import build_preprocessor
+
+__all__ = ["train", "fit", "TrainResult"]
+
+Step = Callable[[str], AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    path: Path
+    metrics: dict[str, Any]
+    parity: list[ParityRow]
+    pipeline: Pipeline
+
+
+def _task(cfg: Config, y: pd.Series | None) -> str:
+    if cfg.model.task:
+        return cfg.model.task
+    if y is None:
+        return "anomaly"
+    return "regression" if pd.api.types.is_float_dtype(y) else "classification"
+
+
+def _git_commit(where: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5,
+                             check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, dict[str, Any]]:
+    """Load, split, fit and evaluate; returns the pipeline and what export needs to know."""
+    with step("load data"):
+        frame = load_table(cfg.data_path())
+        ds = prepare(frame, target=cfg.data.target, drop=cfg.data.drop, kinds=dict(cfg.data.kinds),
+                     source=str(cfg.data_path()))
+    task = _task(cfg, ds.y)
+    est = make_estimator(cfg.model.estimator, task, cfg.model.params, cfg.seed)
+    scale = {"auto": REGISTRY[cfg.model.estimator].needs_scaling, "always": True, "never": False}[cfg.features.scale]
+    X_tr, X_te, y_tr, y_te = split(ds, holdout=cfg.evaluation.holdout, seed=cfg.seed,
+                                   stratify=cfg.evaluation.stratify and task == "classification")
+    pipe = Pipeline([("features", build_preprocessor(_schema_stub(ds), cfg.features, scale=scale)),
+                     ("model", est)])
+    with step(f"fit {type(est).__name__} on {len(X_tr)} rows"):
+        pipe.fit(X_tr, y_tr) if y_tr is not None else pipe.fit(X_tr)
+    with step("evaluate on the holdout"):
+        metrics = evaluate(task, pipe, X_te, y_te)
+        check_gates(task, metrics, cfg.evaluation.gates)
+        reports = plots(task, pipe, X_te, y_te)
+    info = {"task": task, "features": ds.features, "holdout": X_te, "train": X_tr, "reports": reports,
+            "data": {"path": cfg.data.path, "sha256": ds.sha256, "rows": ds.rows,
+                     "rows_without_target": ds.dropped_rows, "train_rows": len(X_tr), "holdout_rows": len(X_te)}}
+    return pipe, {"metrics": metrics, **info}
+
+
+def _schema_stub(ds: Any) -> Any:
+    from skedge.runtime._schema import Schema
+
+    return Schema(features=ds.features, task="regression")
+
+
+def train(config: str | Path | Config, out: str | Path = "models", *, version: str | None = None,
+          step: Step = lambda _: nullcontext()) -> TrainResult:
+    """Train from a config file and write a verified bundle to ``out/<name>/<version>``."""
+    cfg = config if isinstance(config, Config) else load_config(config)
+    version = version or cfg.version
+    target_dir = bundle_path(out, cfg.name, version)
+    if target_dir.exists():  # refuse before spending minutes on a fit
+        raise ExportError(f"{target_dir} already exists: a published version is never overwritten; "
+                          "choose a new version (--version, or bump it in the config)")
+    pipe, info = fit(cfg, step)
+    metrics = info["metrics"]
+    from skedge.runtime._schema import Schema
+
+    schema = Schema(features=info["features"], task=info["task"])
+    golden_sample = info["holdout"].reset_index(drop=True)
+    with step("export and check parity (onnx, ort, coreml)"):
+        exported = build(
+            pipe, golden_sample, name=cfg.name, version=version, schema=schema, seed=cfg.seed,
+            metrics={k: v for k, v in metrics.items() if isinstance(v, float)},
+            gates=dict(cfg.evaluation.gates), reports=info["reports"], description=cfg.description,
+            targets=tuple(cfg.export.targets), tolerance={"abs": cfg.export.tolerance, "rel": cfg.export.tolerance},
+            provenance={"config_sha256": cfg.sha256, "data": info["data"], "git_commit": _git_commit(cfg.base_dir),
+                        "estimator_params": {k: repr(v) for k, v in sorted(pipe.steps[-1][1].get_params().items())},
+                        "per_class": metrics.get("per_class")},
+        )
+    failed = [r for r in exported.parity if not r.passed]
+    if failed:
+        r = failed[0]
+        raise ParityError(f"the {r.target} export does not answer like sklearn ({r.label_mismatches} label "
+                          f"mismatches, max abs diff {r.max_abs_diff:.3g}, bound {r.bound:g}); nothing was written")
+    with step("write bundle"):
+        path = write_bundle(out, cfg.name, version, exported.files, exported.manifest)
+    return TrainResult(path=path, metrics=metrics, parity=exported.parity, pipeline=pipe)
