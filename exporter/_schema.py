@@ -11,10 +11,11 @@ import pandas as pd
 from skedge.runtime._errors import DataError
 from skedge.runtime._schema import Feature, Schema, is_missing
 
-__all__ = ["infer_features", "feature_stats", "frame_for_sklearn", "rows_to_json"]
+__all__ = ["infer_kind", "infer_features", "feature_stats", "frame_for_sklearn", "rows_to_json"]
 
 
-def _kind(col: pd.Series) -> str:
+def infer_kind(col: pd.Series) -> str:
+    """number, integer, boolean or category, from the column's dtype and values."""
     if pd.api.types.is_bool_dtype(col):
         return "boolean"
     if pd.api.types.is_integer_dtype(col):
@@ -53,7 +54,7 @@ def infer_features(frame: pd.DataFrame, *, nullable: Mapping[str, bool] | bool |
     out = []
     for name in frame.columns:
         col = frame[name]
-        kind = (kinds or {}).get(str(name)) or _kind(col)
+        kind = (kinds or {}).get(str(name)) or infer_kind(col)
         stats = feature_stats(col, kind)
         if isinstance(nullable, bool):
             nul = nullable

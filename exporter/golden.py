@@ -8,6 +8,9 @@ preprocessing into input space), and rows on probability ties.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -26,8 +29,22 @@ MAX_THRESHOLDS = 150
 UNSEEN = "__skedge_unseen__"
 
 
+@contextmanager
+def _quiet_numerics() -> Iterator[None]:
+    # edge rows (far outside the training range) may overflow or leave a step's domain in the user's
+    # own pipeline; sklearn's answer (inf, NaN) is still the reference the export must match
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
+
+
 def reference_outputs(pipeline: Any, rows: list[dict[str, Any]], schema: Schema) -> dict[str, Any]:
     """What sklearn answers for ``rows``, keyed by output kind."""
+    with _quiet_numerics():
+        return _reference_outputs(pipeline, rows, schema)
+
+
+def _reference_outputs(pipeline: Any, rows: list[dict[str, Any]], schema: Schema) -> dict[str, Any]:
     frame = frame_for_sklearn(rows, schema)
     if schema.task == "classification":
         return {"label": _labels(pipeline.predict(frame)), "probabilities": pipeline.predict_proba(frame).tolist()}
@@ -46,19 +63,20 @@ def _labels(values: Any) -> list[Any]:
 
 def _predictable(pipeline: Any, rows: list[dict[str, Any]], schema: Schema) -> list[dict[str, Any]]:
     """Drop rows sklearn itself refuses (an unknown category under handle_unknown='error')."""
-    try:
-        pipeline.predict(frame_for_sklearn(rows, schema))
-        return rows
-    except ValueError:
-        pass
-    keep = []
-    for r in rows:
+    with _quiet_numerics():
         try:
-            pipeline.predict(frame_for_sklearn([r], schema))
+            pipeline.predict(frame_for_sklearn(rows, schema))
+            return rows
         except ValueError:
-            continue
-        keep.append(r)
-    return keep
+            pass
+        keep = []
+        for r in rows:
+            try:
+                pipeline.predict(frame_for_sklearn([r], schema))
+            except ValueError:
+                continue
+            keep.append(r)
+        return keep
 
 
 def _edge_rows(base: dict[str, Any], schema: Schema) -> list[tuple[str, dict[str, Any]]]:
@@ -142,9 +160,12 @@ def _threshold_rows(pipeline: Any, base: dict[str, Any], schema: Schema, rng: np
         pick = rng.choice(len(usable), MAX_THRESHOLDS, replace=False)
         usable = [usable[i] for i in sorted(pick)]
     out = []
+    f32_max = float(np.finfo(np.float32).max)
     for c, thr in usable:
         name, a, b = amap[c]
         x = (thr - b) / a
+        if not np.isfinite(x) or abs(x) >= f32_max:  # a split that only separates missing values: thr = inf
+            continue
         f32 = np.float32(x)
         candidates = {x, float(np.nextafter(x, -np.inf)), float(np.nextafter(x, np.inf)),
                       float(f32), float(np.nextafter(f32, np.float32(-np.inf))),
@@ -176,7 +197,8 @@ def _tie_rows(pipeline: Any, schema: Schema, sample_rows: list[dict[str, Any]], 
             elif f.kind == "integer" and "min" in f.stats:
                 row[f.name] = int(rng.integers(int(f.stats["min"]), int(f.stats["max"]) + 1))
         cands.append(row)
-    proba = np.asarray(pipeline.predict_proba(frame_for_sklearn(cands, schema)))
+    with _quiet_numerics():
+        proba = np.asarray(pipeline.predict_proba(frame_for_sklearn(cands, schema)))
     if proba.shape[1] < 2:
         return []
     top2 = np.sort(proba, axis=1)[:, -2:]

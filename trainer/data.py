@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from skedge.exporter._export import frame_sha256
-from skedge.exporter._schema import infer_features
+from skedge.exporter._schema import infer_features, infer_kind
 from skedge.runtime._errors import DataError
 from skedge.runtime._schema import Feature, is_missing
 
@@ -93,10 +93,10 @@ def prepare(frame: pd.DataFrame, *, target: str | None, drop: list[str], kinds: 
     X = frame.drop(columns=[c for c in [*drop, target] if c is not None])
     if X.shape[1] == 0:
         raise DataError(f"{source}: no feature columns left")
-    inferred = infer_features(X, nullable=True, kinds=kinds)
-    X = pd.DataFrame({f.name: _coerce(X, f.name, f.kind) for f in inferred})
-    # statistics on the coerced columns, kinds as inferred or configured
-    features = infer_features(X, nullable=True, kinds={f.name: f.kind for f in inferred})
+    all_kinds = {str(c): kinds.get(str(c)) or infer_kind(X[c]) for c in X.columns}
+    X = pd.DataFrame({name: _coerce(X, name, kind) for name, kind in all_kinds.items()})
+    # statistics on the coerced columns; every feature nullable: the feature layer imputes them all
+    features = infer_features(X, nullable=True, kinds=all_kinds)
     return Dataset(X=X, y=y, features=features, sha256=sha, rows=len(frame) + dropped, dropped_rows=dropped)
 
 

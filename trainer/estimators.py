@@ -104,5 +104,20 @@ def check_model_config(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: model.task = 'anomaly' takes no data.target")
     if task is not None:
         make_estimator(cfg.model.estimator, task, cfg.model.params, cfg.seed, source)
-    elif cfg.model.estimator not in REGISTRY:
+        return
+    # classification or regression is decided by the target column, read later: the parameters must
+    # suit at least one of the tasks the estimator does
+    if cfg.model.estimator not in REGISTRY:
         _resolve(cfg.model.estimator, "classification", source)
+    tasks = [t for t in ("classification", "regression") if t in REGISTRY[cfg.model.estimator].by_task]
+    if not tasks:
+        raise ConfigError(f"{source}: model.estimator = {cfg.model.estimator!r} does anomaly detection, "
+                          "which takes no data.target")
+    errors = []
+    for t in tasks:
+        try:
+            make_estimator(cfg.model.estimator, t, cfg.model.params, cfg.seed, source)
+            return
+        except ConfigError as exc:
+            errors.append(exc)
+    raise errors[0]

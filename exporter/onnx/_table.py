@@ -22,6 +22,7 @@ from sklearn.ensemble import (
 )
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import (
@@ -35,7 +36,7 @@ from sklearn.preprocessing import (
 )
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 
-from . import linear, preprocessing, trees
+from . import linear, neighbors, preprocessing, trees
 from ._context import Converter
 from .clipper import convert_outlier_clipper
 
@@ -63,6 +64,8 @@ ONNX_CONVERTERS: dict[type | str, Converter] = {
     ElasticNet: linear.convert_linear_regressor,
     MLPClassifier: linear.convert_mlp_classifier,
     MLPRegressor: linear.convert_mlp_regressor,
+    KNeighborsClassifier: neighbors.convert_knn_classifier,
+    KNeighborsRegressor: neighbors.convert_knn_regressor,
     # trees
     DecisionTreeClassifier: trees.convert_tree_classifier,
     ExtraTreeClassifier: trees.convert_tree_classifier,
