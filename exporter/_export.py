@@ -131,7 +131,10 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     set_metadata(model, schema)
     onnx_bytes = model.SerializeToString()
 
-    golden = build_golden(pipeline, schema, sample, seed=seed, tolerance=tolerance)
+    tol: dict[str, Any] = dict(tolerance or {"abs": 1e-5, "rel": 1e-5})
+    if ctx.notes and "reason" not in tol:
+        tol["reason"] = "; ".join(ctx.notes)
+    golden = build_golden(pipeline, schema, sample, seed=seed, tolerance=tol)
     files: dict[str, bytes] = {"model.onnx": onnx_bytes}
     parity: list[ParityRow] = []
     got_by: dict[str, dict[str, Any]] = {}

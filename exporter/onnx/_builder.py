@@ -39,6 +39,12 @@ class Graph:
         self.initializers: list[Any] = []
         self._used: set[str] = set()
         self._consts: dict[tuple[Any, ...], str] = {}
+        # why a bound is what it is, said by the converter that knows (goes into golden.json and the card)
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
 
     # names are deterministic: a hint plus a counter, never a UUID (reproducible bytes)
     def name(self, hint: str) -> str:

@@ -101,6 +101,7 @@ def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarr
     opsets = [helper.make_opsetid(domain, version) for domain, version in sorted(OPSETS.items())]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="skedge", producer_version=ONNX_FORMAT)
     model.ir_version = 10
+    ctx.notes.extend(n for n in g.notes if n not in ctx.notes)
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:

@@ -99,6 +99,8 @@ class Ensemble:
             target_weights_as_tensor=_tensor(self.t_weights, f"{hint}_weights"),
         )
         # onnxruntime sums in double but hands out float32
+        g.note("tree ensembles: onnxruntime sums the leaves in float64 but returns float32, so sums compare "
+               "within 1e-5 absolute up to 1 and 1e-5 relative above (float32 keeps 6e-8 relative)")
         return g.cast(Var(y, FLOAT, self.n_targets), DOUBLE, f"{hint}_double")
 
 
