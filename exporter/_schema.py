@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from skedge.runtime._errors import DataError
 from skedge.runtime._schema import Feature, Schema, is_missing
 
@@ -27,8 +26,9 @@ def infer_kind(col: pd.Series) -> str:
         values = [v for v in col.tolist() if not is_missing(v)]
         if all(isinstance(v, str) for v in values):
             return "category"
-        raise DataError(f"column {col.name!r}: mixes strings with {type(next(v for v in values if not isinstance(v, str))).__name__} "
-                        "values; a column must hold numbers or strings")
+        odd = next(v for v in values if not isinstance(v, str))
+        raise DataError(f"column {col.name!r}: mixes strings with {type(odd).__name__} values; "
+                        "a column must hold numbers or strings")
     raise DataError(f"column {col.name!r}: dtype {col.dtype} is not supported (numbers, booleans or strings)")
 
 
@@ -69,7 +69,7 @@ def infer_features(frame: pd.DataFrame, *, nullable: Mapping[str, bool] | bool |
     return tuple(out)
 
 
-def frame_for_sklearn(rows: list[Mapping[str, Any]], schema: Schema) -> pd.DataFrame:
+def frame_for_sklearn(rows: Sequence[Mapping[str, Any]], schema: Schema) -> pd.DataFrame:
     """JSON-like rows as sklearn saw its training data: NaN for missing, numbers float64, strings object."""
     data: dict[str, Any] = {}
     for f in schema.features:
@@ -83,7 +83,7 @@ def frame_for_sklearn(rows: list[Mapping[str, Any]], schema: Schema) -> pd.DataF
 
 def rows_to_json(frame: pd.DataFrame, schema: Schema) -> list[dict[str, Any]]:
     """DataFrame rows as JSON-safe dicts (missing -> None), the form golden.json and the runtime use."""
-    cols = {}
+    cols: dict[str, list[Any]] = {}
     for f in schema.features:
         col = frame[f.name].tolist()
         if f.kind == "category":

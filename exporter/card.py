@@ -65,8 +65,9 @@ def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, rep
         out += ["## Plots", ""] + [f"![{r}]({r})" for r in reports] + [""]
     out += ["## Limits", "",
             "- Categories never seen in training are "
-            + ("refused for " + ", ".join(k for k, v in schema.unknown_categories.items() if v == "error")
-               if any(v == "error" for v in schema.unknown_categories.values()) else "ignored (all one-hot columns zero)")
+            + (("refused for " + ", ".join(strict)) if (strict := [k for k, v in schema.unknown_categories.items()
+                                                                    if v == "error"]) else
+               "ignored (all one-hot columns zero)")
             + "; the runtime counts them per field (`model.unseen_categories`).",
             "- Numbers outside the training ranges are accepted; trees answer as at the edge of the range, "
             "linear models extrapolate.",

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
+import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from skedge.runtime._errors import ConfigError
 
 __all__ = ["Config", "DataConfig", "FeaturesConfig", "ModelConfig", "EvaluationConfig", "ExportConfig",
@@ -67,13 +66,17 @@ class EvaluationConfig(_Strict):
                     "(mae, rmse, log_loss)")
 
 
+Target = Literal["onnx", "ort", "coreml"]
+ALL_TARGETS: list[Target] = ["onnx", "ort", "coreml"]
+
+
 class ExportConfig(_Strict):
-    targets: list[Literal["onnx", "ort", "coreml"]] = Field(default_factory=lambda: ["onnx", "ort", "coreml"])
+    targets: list[Target] = Field(default_factory=lambda: list(ALL_TARGETS))
     tolerance: float = Field(1e-5, gt=0.0, le=1e-2, description="parity bound (absolute, relative above 1)")
 
     @field_validator("targets")
     @classmethod
-    def _onnx_first(cls, v: list[str]) -> list[str]:
+    def _onnx_first(cls, v: list[Target]) -> list[Target]:
         if "onnx" not in v:
             raise ValueError("'onnx' must be among the targets: every bundle holds model.onnx")
         return v
@@ -85,10 +88,10 @@ class Config(_Strict):
     description: str | None = None
     seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig
-    features: FeaturesConfig = FeaturesConfig()
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     model: ModelConfig
-    evaluation: EvaluationConfig = EvaluationConfig()
-    export: ExportConfig = ExportConfig()
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
 
     # set by load_config: where relative paths start, and the config's own hash
     base_dir: Path = Field(Path("."), exclude=True)

@@ -5,4 +5,5 @@ from ._context import Context
 from ._convert import OUTPUT_NAMES, convert_step, set_metadata, to_onnx
 from ._table import ONNX_CONVERTERS, lookup
 
-__all__ = ["Graph", "Var", "Context", "OUTPUT_NAMES", "ONNX_CONVERTERS", "convert_step", "lookup", "set_metadata", "to_onnx"]
+__all__ = ["Graph", "Var", "Context", "OUTPUT_NAMES", "ONNX_CONVERTERS", "convert_step", "lookup", "set_metadata",
+           "to_onnx"]

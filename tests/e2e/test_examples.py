@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from skedge.exporter.verify import verify_bundle
 from skedge.runtime import load
 
@@ -95,7 +94,8 @@ def test_cli_predict_csv_and_jsonl(penguins_bundle: Path, tmp_path: Path) -> Non
     expected = model.predict(feats)
     assert [r["prediction"] for r in got] == list(expected)
     out_file = tmp_path / "pred.jsonl"
-    out_jsonl = _cli("predict", str(penguins_bundle), "--input", str(tmp_path / "rows.jsonl"), "--output", str(out_file))
+    out_jsonl = _cli("predict", str(penguins_bundle), "--input", str(tmp_path / "rows.jsonl"),
+                     "--output", str(out_file))
     assert out_jsonl.returncode == 0, out_jsonl.stderr
     lines = [json.loads(x) for x in out_file.read_text().splitlines()]
     assert [x["prediction"] for x in lines] == list(expected)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from skedge.runtime import ConfigError
 from skedge.trainer import config_json_schema, load_config
 
@@ -79,8 +78,8 @@ def test_unknown_estimator_and_parameter(tmp_path: Path) -> None:
 
 
 def test_yaml_errors_too(tmp_path: Path) -> None:
-    p = _write(tmp_path, "name: t\ndata: {path: x.csv, target: y}\nmodel: {estimator: ridge}\nexport: {targts: [onnx]}\n",
-               ".yaml")
+    text = "name: t\ndata: {path: x.csv, target: y}\nmodel: {estimator: ridge}\nexport: {targts: [onnx]}\n"
+    p = _write(tmp_path, text, ".yaml")
     with pytest.raises(ConfigError, match="unknown key 'targts' at export.targts"):
         load_config(p)
 
