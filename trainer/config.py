@@ -15,6 +15,7 @@ from typing import Any, Literal
 import tomllib
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
 from skedge.runtime._errors import ConfigError
 
 __all__ = ["Config", "DataConfig", "FeaturesConfig", "ModelConfig", "EvaluationConfig", "ExportConfig",

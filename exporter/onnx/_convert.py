@@ -11,6 +11,7 @@ from onnx import helper
 
 from skedge.runtime._errors import ExportError
 from skedge.runtime._schema import Schema
+
 from ._builder import DOUBLE, INT64, OPSETS, STRING, Graph, Var
 from ._context import Context
 from ._table import REFUSED, lookup, supported_names

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from skedge.runtime import ConfigError
 from skedge.trainer import config_json_schema, load_config
 
