@@ -52,17 +52,28 @@ def library_versions() -> dict[str, str]:
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:
-    """sha256 of a canonical form: column names, dtype kinds and values in a fixed text form, row by row."""
+    """sha256 of a canonical form of a table: the same values give the same hash whatever file they came from.
+
+    Column by column: its name, then numbers as little-endian float64 (every NaN the same bytes), or
+    text as length-prefixed UTF-8 with missing values marked. Row order counts.
+    """
     h = hashlib.sha256()
-    h.update(json.dumps([(str(c), frame[c].dtype.kind) for c in frame.columns]).encode())
+    h.update(json.dumps([str(c) for c in frame.columns]).encode())
     for c in frame.columns:
-        for v in frame[c].tolist():
-            if v is None or (isinstance(v, float) and v != v):
-                h.update(b"\x00N")
-            elif isinstance(v, float):
-                h.update(b"\x00f" + float(v).hex().encode())
-            else:
-                h.update(b"\x00s" + str(v).encode())
+        col = frame[c]
+        h.update(b"\x00col" + str(c).encode())
+        if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+            x = col.to_numpy(dtype=np.float64, na_value=np.nan)
+            x = np.where(np.isnan(x), np.nan, x + 0.0)  # one NaN bit pattern; -0.0 becomes 0.0
+            h.update(b"n" + x.astype("<f8").tobytes())
+        else:
+            h.update(b"s")
+            for v in col.tolist():
+                if v is None or (isinstance(v, float) and v != v):
+                    h.update(b"\xff")
+                else:
+                    b = str(v).encode()
+                    h.update(len(b).to_bytes(4, "little") + b)
     return h.hexdigest()
 
 

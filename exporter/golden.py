@@ -149,6 +149,14 @@ def _threshold_rows(pipeline: Any, base: dict[str, Any], schema: Schema, rng: np
         return []
     if not thresholds:
         return []
+    # probe from a complete row: a missing value would hide its feature from the probe
+    base = dict(base)
+    for f in schema.features:
+        if base.get(f.name) is None:
+            if f.kind == "category" and f.categories:
+                base[f.name] = f.categories[0]
+            elif "mean" in f.stats:
+                base[f.name] = int(round(f.stats["mean"])) if f.kind in ("integer", "boolean") else f.stats["mean"]
     base_frame = frame_for_sklearn([base], schema)
     if hasattr(pipeline, "steps") and len(pipeline.steps) > 1:
         pre = pipeline[:-1]

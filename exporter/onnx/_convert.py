@@ -60,6 +60,9 @@ def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarr
     for out_name in OUTPUT_NAMES.values():
         g.reserve(out_name)
     inputs = []
+    clash = sorted(set(schema.names) & set(OUTPUT_NAMES.values()))
+    if clash:
+        raise ExportError(f"input column {clash[0]!r} has the name of a model output; rename the column")
     for f in schema.features:
         g.reserve(f.name)
         dtype = STRING if f.kind == "category" else DOUBLE

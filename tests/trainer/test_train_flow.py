@@ -105,3 +105,16 @@ def test_missing_data_file_and_column(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace('target = "species"', 'target = "specie"'))
     with pytest.raises(DataError, match="no column 'specie'"):
         train(cfg, tmp_path / "m")
+
+
+def test_parquet_and_csv_give_the_same_data_fingerprint(tmp_path: Path) -> None:
+    from skedge.trainer.data import load_table, prepare
+
+    pd.read_csv(EXAMPLES / "penguins.csv").to_parquet(tmp_path / "p.parquet")
+    a = prepare(load_table(EXAMPLES / "penguins.csv"), target="species", drop=[], kinds={})
+    b = prepare(load_table(tmp_path / "p.parquet"), target="species", drop=[], kinds={})
+    assert a.sha256 == b.sha256
+    assert [f.kind for f in a.features] == [f.kind for f in b.features]
+    result = train(_config(tmp_path, data=tmp_path / "p.parquet"), tmp_path / "models")
+    manifest = (result.path / "manifest.json").read_text()
+    assert a.sha256 in manifest
