@@ -5,16 +5,32 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SKEDGE := $(VENV)/bin/skedge
+NPM ?= npm
+# onnxruntime-web (the page) and onnxruntime-node (the Node test), exactly as mobile_demo/package-lock.json says
+DEMO_NPM := mobile_demo/node_modules/.skedge-npm-ci
 
 .PHONY: setup demo test bench clean lint
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed $(DEMO_NPM)
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
+
+# ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's install script would otherwise download CUDA binaries;
+# --ignore-scripts as well, since no script is needed (its CPU binaries are in the package) and npm 11 warns.
+# Without npm a developer's machine still gets the Python suite (the browser and Node tests skip, saying
+# what to install); CI must have it.
+$(DEMO_NPM): mobile_demo/package.json mobile_demo/package-lock.json
+	@if command -v $(NPM) >/dev/null 2>&1; then \
+	  (cd mobile_demo && ONNXRUNTIME_NODE_INSTALL=skip $(NPM) ci --no-audit --no-fund --ignore-scripts) && touch $@; \
+	elif [ "$$CI" = "true" ]; then \
+	  echo "npm not found: CI needs Node.js and npm (apt-get install nodejs npm)" >&2; exit 1; \
+	else \
+	  echo "npm not found: the browser demo and its tests need Node.js 18+ and npm (apt-get install nodejs npm)" >&2; \
+	fi
 
 demo: setup
 	rm -rf models/penguins
@@ -24,6 +40,10 @@ demo: setup
 	@echo
 	@echo "bundle:  models/penguins/1.0.0  (model.onnx, model.ort, model.mlmodel, golden.json, manifest.json)"
 	@echo "report:  models/penguins/1.0.0/card.md and models/penguins/1.0.0/report/"
+	@if [ -f $(DEMO_NPM) ]; then \
+	  $(SKEDGE) demo models/penguins/1.0.0 --out models/penguins-web >/dev/null && \
+	  echo "web:     models/penguins-web (static site); live on this machine: $(SKEDGE) demo models/penguins/1.0.0"; \
+	else echo "web:     skipped (npm ci in mobile_demo/ first, see docs/mobile.md)"; fi
 
 test: setup
 	$(PY) -m pytest -q
@@ -33,7 +53,7 @@ bench: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy runtime exporter trainer cli
+	$(VENV)/bin/mypy runtime exporter trainer cli mobile_demo
 
 clean:
-	rm -rf $(VENV) models build dist *.egg-info
+	rm -rf $(VENV) models build dist *.egg-info mobile_demo/node_modules test-artifacts

@@ -39,8 +39,10 @@ def convert_step(g: Graph, name: str, step: Any, x: Any, ctx: Context) -> Any:
         raise _unsupported(name, step)
     try:
         return conv(g, step, x, ctx)
-    except ExportError:
-        raise
+    except ExportError as exc:
+        if str(exc).startswith("step "):
+            raise
+        raise ExportError(f"step {name!r} ({type(step).__name__}) cannot be exported: {exc}") from exc
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise ExportError(f"step {name!r} ({type(step).__name__}) cannot be exported: {exc}") from exc
 

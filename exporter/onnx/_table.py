@@ -45,6 +45,8 @@ __all__ = ["ONNX_CONVERTERS", "REFUSED", "lookup", "supported_names", "qualified
 ONNX_CONVERTERS: dict[type | str, Converter] = {
     # structure
     Pipeline: preprocessing.convert_pipeline_steps,
+    # identity only (what a fitted ColumnTransformer stores for "passthrough"); arbitrary code is refused
+    FunctionTransformer: preprocessing.convert_function_transformer,
     ColumnTransformer: preprocessing.convert_column_transformer,
     # column-wise steps
     SimpleImputer: preprocessing.convert_simple_imputer,
@@ -83,10 +85,7 @@ ONNX_CONVERTERS: dict[type | str, Converter] = {
 }
 
 # Classes refused with a reason of their own rather than "not in the table".
-REFUSED: dict[type, str] = {
-    FunctionTransformer: "it runs arbitrary Python code, which cannot be translated into an ONNX graph "
-                         "or checked for parity; write the step as a class and register a converter for it",
-}
+REFUSED: dict[type, str] = {}
 
 
 def qualified_name(cls: type) -> str:

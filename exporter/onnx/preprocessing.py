@@ -27,6 +27,7 @@ __all__ = [
     "convert_one_hot",
     "convert_ordinal",
     "convert_passthrough",
+    "convert_function_transformer",
     "is_missing_category",
 ]
 
@@ -58,6 +59,19 @@ def _match(g: Graph, x: Var, cats: Any, hint: str) -> str:
 
 def convert_passthrough(g: Graph, step: Any, x: Var | list[Var], ctx: Context) -> Var | list[Var]:
     return x
+
+
+def convert_function_transformer(g: Graph, step: Any, x: Var | list[Var], ctx: Context) -> Var | list[Var]:
+    # sklearn >= 1.6 stores a ColumnTransformer's "passthrough" as FunctionTransformer(func=None)
+    if step.func is None:
+        return x
+    from skedge.runtime._errors import ExportError
+
+    raise ExportError(
+        f"it runs arbitrary Python code (func={getattr(step.func, '__name__', step.func)!r}), which cannot be "
+        "translated into an ONNX graph or checked for parity; write the step as a class and register a "
+        "converter for it"
+    )
 
 
 def convert_column_transformer(g: Graph, ct: Any, x: Var | list[Var], ctx: Context) -> Var:

@@ -99,8 +99,8 @@ def test_function_transformer_is_refused_with_its_reason() -> None:
     pipe = Pipeline([("f", FunctionTransformer(np.sqrt)), ("scale", StandardScaler()),
                      ("model", LogisticRegression(max_iter=1000))])
     pipe.fit(X.abs(), multi)
-    with pytest.raises(ExportError, match=r"step 'f' \(FunctionTransformer\) cannot be exported: it runs arbitrary "
-                                          r"Python code"):
+    with pytest.raises(ExportError, match=r"step 'f' \(FunctionTransformer\) cannot be exported: it runs "
+                                          r"arbitrary Python code \(func='sqrt'\)"):
         build(pipe, X.abs(), name="f", targets=("onnx",))
 
 

@@ -72,7 +72,8 @@ def _preprocessor(dataset: str, scale: bool, variant: int) -> ColumnTransformer:
     if scale:
         scaler = [("scale", [StandardScaler(), MinMaxScaler(), RobustScaler()][variant % 3])]
     num = Pipeline([("impute", SimpleImputer(strategy="median")), *scaler])
-    parts: list[tuple[str, Any, list[str]]] = [("num", num, NUMERIC_COLS)]
+    # "passthrough" too: a fitted ColumnTransformer stores it as FunctionTransformer(func=None)
+    parts: list[tuple[str, Any, list[str]]] = [("num", num, NUMERIC_COLS), ("raw", "passthrough", ["d"])]
     if dataset == "mixed":
         parts.append(("color", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="none")),
                                          ("onehot", OneHotEncoder(handle_unknown="ignore"))]), ["color"]))

@@ -1,0 +1,127 @@
+// skedge.js: window.skedge, the JavaScript API the page uses and tests call.
+//
+//   const model = await skedge.load('model/');      // a bundle folder: manifest.json + model.onnx (+ golden.json)
+//   const out = await skedge.predict(rows);         // { label, probabilities, value, score } as the task has them
+//
+// predict takes one row object or an array of them, with the Python runtime's rules: a category is a string
+// (null, NaN or "" mean missing and reach the model as ""), a number is a number (null or NaN mean missing and
+// reach the model as NaN); a row that does not fit the schema throws a SchemaError naming the row and field.
+// The model runs with onnxruntime-web's wasm backend, loaded from ./ort/ beside this file, never from a CDN.
+
+import { BundleError, Model, SchemaError, SkedgeError, compareOutputs, isMissing, normalizeCategory } from './skedge-core.js';
+
+const RUNTIME_DIR = new URL('./ort/', import.meta.url);
+const RUNTIME_MODULE = 'ort.wasm.min.mjs';
+
+let ortPromise = null;
+let current = null;
+
+// onnxruntime-web, imported on first use so that a page without it can still say what is wrong.
+export function runtime() {
+  if (!ortPromise) {
+    ortPromise = import(new URL(RUNTIME_MODULE, RUNTIME_DIR).href).then((ort) => {
+      // The .mjs glue and the .wasm sit beside the module; say so rather than let it guess from a script URL.
+      ort.env.wasm.wasmPaths = RUNTIME_DIR.href;
+      // Threads need SharedArrayBuffer, i.e. a cross-origin-isolated page (COOP/COEP headers), which a static
+      // host or a web view rarely gives; one thread also keeps the arithmetic order of the Python runtime.
+      ort.env.wasm.numThreads = 1;
+      ort.env.wasm.proxy = false;
+      return ort;
+    }, (err) => {
+      ortPromise = null;
+      throw new SkedgeError(`onnxruntime-web could not be loaded from ${RUNTIME_DIR.href} (${err && err.message ? err.message : err}); ` +
+        'serve the page with `skedge demo BUNDLE` or write it with `skedge demo BUNDLE --out DIR`');
+    });
+  }
+  return ortPromise;
+}
+
+async function fetchOk(url, what) {
+  let res;
+  try {
+    res = await fetch(url);
+  } catch (err) {
+    throw new BundleError(`${url}: ${what} could not be fetched (${err && err.message ? err.message : err})`);
+  }
+  if (!res.ok) throw new BundleError(`${url}: ${what} could not be fetched (HTTP ${res.status})`);
+  return res;
+}
+
+async function sha256Hex(bytes) {
+  const digest = await crypto.subtle.digest('SHA-256', bytes);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+function bundleBase(url) {
+  const u = new URL(url, document.baseURI);
+  if (u.pathname.endsWith('/manifest.json')) return new URL('./', u);
+  if (!u.pathname.endsWith('/')) u.pathname += '/';
+  return u;
+}
+
+// Load a bundle folder (its URL, or its manifest.json URL) and make it the model that predict() uses.
+export async function load(url = 'model/') {
+  const base = bundleBase(url);
+  const manifest = await (await fetchOk(new URL('manifest.json', base), 'the manifest')).json();
+  const modelUrl = new URL('model.onnx', base);
+  const bytes = new Uint8Array(await (await fetchOk(modelUrl, 'the model')).arrayBuffer());
+  // The same refusal as skedge.runtime.load. crypto.subtle exists only in secure contexts (https, localhost);
+  // elsewhere the page says the check was skipped instead of pretending it ran.
+  let verified = false;
+  const expected = manifest.files && manifest.files['model.onnx'] && manifest.files['model.onnx'].sha256;
+  if (globalThis.crypto && crypto.subtle) {
+    const digest = await sha256Hex(bytes);
+    if (digest !== expected) {
+      throw new BundleError(`${modelUrl.href} does not match its manifest (sha256 ${digest.slice(0, 8)}… expected ` +
+        `${String(expected).slice(0, 8)}…): the file was changed after export`);
+    }
+    verified = true;
+  }
+  const ort = await runtime();
+  const model = await Model.create(ort, {
+    manifest,
+    modelBytes: bytes,
+    source: modelUrl.href,
+    sessionOptions: { executionProviders: ['wasm'] },
+  });
+  model.base = base.href;
+  model.verified = verified;
+  model.runtimeVersion = (ort.env.versions && ort.env.versions.web) || null;
+  if (current && current !== model) current.release().catch(() => undefined);
+  current = model;
+  return model;
+}
+
+export function model() {
+  return current;
+}
+
+// Outputs keyed by kind, from the model load() returned last.
+export async function predict(rows) {
+  if (!current) throw new SkedgeError('no model loaded: call skedge.load(url) first');
+  return current.predict(rows);
+}
+
+// The bundle's golden rows run here, compared with sklearn's answers (the page's "check in this browser").
+export async function checkParity(m = current) {
+  if (!m) throw new SkedgeError('no model loaded: call skedge.load(url) first');
+  if (!(m.manifest.files && m.manifest.files['golden.json'])) throw new BundleError('this bundle has no golden.json');
+  const golden = await (await fetchOk(new URL('golden.json', m.base), 'the golden vectors')).json();
+  const got = await m.predict(golden.rows);
+  return compareOutputs(got, golden.expected, golden.tolerance || {});
+}
+
+export const skedge = {
+  load,
+  predict,
+  model,
+  checkParity,
+  runtime,
+  isMissing,
+  normalizeCategory,
+  SkedgeError,
+  SchemaError,
+  BundleError,
+};
+
+globalThis.skedge = skedge;
