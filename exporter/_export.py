@@ -6,6 +6,7 @@ rows, check every target against sklearn, write the bundle atomically.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from sklearn.base import is_classifier, is_outlier_detector, is_regressor
 from skedge.runtime._errors import ExportError, ParityError
 from skedge.runtime._model import Model
 from skedge.runtime._parity import ParityRow
-from skedge.runtime._schema import Schema
+from skedge.runtime._schema import Feature, Schema
 
 from ._schema import infer_features
 from .bundle import check_version
@@ -137,7 +138,9 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
                          classes=classes)
     policy = {f.name: ("error" if f.name in ctx.strict_category_fields else "ignore")
               for f in schema.features if f.kind == "category"}
-    schema = Schema(features=schema.features, task=task, classes=cls_json, outputs=outputs,
+    features = tuple(_refuse_unknown_missing(pipeline, sample, f) if policy.get(f.name) == "error" else f
+                     for f in schema.features)
+    schema = Schema(features=features, task=task, classes=cls_json, outputs=outputs,
                     unknown_categories=policy)
     set_metadata(model, schema)
     onnx_bytes = model.SerializeToString()
@@ -207,6 +210,27 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
                        reports=sorted(k for k in report_files if k.endswith(".png")))
     files["card.md"] = card.encode()
     return Exported(files, manifest, parity)
+
+
+def _refuse_unknown_missing(pipeline: Any, sample: pd.DataFrame, f: Feature) -> Feature:
+    """A field whose encoder rejects unknown categories takes a missing value only if missing was a
+    category in training; otherwise sklearn raises, so the schema must say the field is not nullable
+    (the ONNX graph would quietly one-hot it to zeros). Asked of sklearn itself, on one sample row."""
+    if not f.nullable:
+        return f
+    for i in range(min(len(sample), 20)):  # from a row sklearn takes as it is, so only the NaN can fail
+        row = sample.iloc[i:i + 1].copy()
+        try:
+            pipeline.predict(row)
+        except ValueError:
+            continue
+        row[f.name] = pd.Series([np.nan], index=row.index, dtype=object)
+        try:
+            pipeline.predict(row)
+        except ValueError:
+            return dataclasses.replace(f, nullable=False)
+        return f
+    return f
 
 
 def _describe(pipeline: Any) -> list[str]:

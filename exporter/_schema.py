@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from skedge.runtime._errors import DataError
 from skedge.runtime._schema import Feature, Schema, is_missing
 

@@ -5,12 +5,17 @@ Needs numpy and onnxruntime only: no scikit-learn, pandas, pickle or network.
     from skedge.runtime import load
     model = load("models/penguins/1.0.0")
     model.predict({"island": "Biscoe", "bill_length_mm": 39.1, ...})
+
+Batch scoring (columns in, columns out, one session per process): ``BatchScorer``;
+on Dask: ``skedge.runtime.dask`` (the ``dask`` extra, imported only when used).
 """
 
+from ._batch import BatchScorer
 from ._errors import (
     BundleError,
     ConfigError,
     DataError,
+    EngineError,
     ExportError,
     GateError,
     ParityError,
@@ -24,6 +29,7 @@ from ._schema import Feature, Schema, normalize_category
 __all__ = [
     "load",
     "Model",
+    "BatchScorer",
     "Schema",
     "Feature",
     "ParityRow",
@@ -36,4 +42,5 @@ __all__ = [
     "GateError",
     "ExportError",
     "ParityError",
+    "EngineError",
 ]

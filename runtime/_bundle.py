@@ -1,8 +1,14 @@
 """Reading a bundle: the manifest, the hashes, the format version.
 
 A bundle is a directory written once by the exporter (DESIGN.md "The bundle").
-Every file the manifest lists is hashed on load; a file that does not match
-means the bundle was changed after export, and the model is refused.
+A file whose size or sha256 differs from the manifest was changed after export,
+and is refused with a ``BundleError`` that says so.
+
+Loading checks every file the manifest lists ("hashes verified", DESIGN.md),
+and reads each once: the model's bytes are hashed as they are read, so the
+bytes onnxruntime gets are the bytes checked. The other files cost about a
+millisecond for a typical bundle (golden.json, the ORT model, the report);
+golden.json is checked again when ``verify()`` reads it.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ._errors import BundleError
@@ -35,23 +41,75 @@ class Bundle:
     path: Path
     manifest: dict[str, Any]
 
+    @property
+    def files(self) -> dict[str, Any]:
+        files: dict[str, Any] = self.manifest["files"]
+        return files
+
     def file(self, name: str) -> Path:
         return self.path / name
 
     def has(self, name: str) -> bool:
-        return name in self.manifest.get("files", {})
+        return name in self.files
+
+    def _expect(self, name: str) -> tuple[int, str]:
+        meta = self.files.get(name)
+        if not isinstance(meta, dict) or not isinstance(meta.get("size"), int) \
+                or not isinstance(meta.get("sha256"), str):
+            raise BundleError(f"{self.path}/manifest.json has no size and sha256 for {name}: "
+                              "the manifest is corrupt; export the model again")
+        return meta["size"], meta["sha256"]
+
+    def check(self, name: str) -> None:
+        """Raise ``BundleError`` unless the file is what the manifest says (streamed, for large files)."""
+        size, digest = self._expect(name)
+        f = self.file(name)
+        if not f.is_file():
+            raise BundleError(f"{f} is listed in the manifest but missing: the bundle is incomplete; "
+                              "restore it or export it again")
+        actual = f.stat().st_size
+        _compare(f, actual, size, None, digest)  # a wrong size needs no hashing
+        _compare(f, actual, size, sha256_file(f), digest)
+
+    def read(self, name: str) -> bytes:
+        """The file's bytes, checked against the manifest's size and sha256 (one read)."""
+        size, digest = self._expect(name)
+        f = self.file(name)
+        try:
+            data = f.read_bytes()
+        except FileNotFoundError:
+            raise BundleError(f"{f} is listed in the manifest but missing: the bundle is incomplete; "
+                              "restore it or export it again") from None
+        except IsADirectoryError:
+            raise BundleError(f"{f} is a directory, not a file: the bundle is damaged; restore it or "
+                              "export it again") from None
+        _compare(f, len(data), size, hashlib.sha256(data).hexdigest(), digest)
+        return data
+
+    def check_all(self, *, skip: str | None = None) -> None:
+        """Check every listed file against the manifest (``skip``: one already checked as it was read)."""
+        for name in sorted(self.files):
+            if name != skip:
+                self.check(name)
 
     def golden(self) -> dict[str, Any]:
         if not self.has("golden.json"):
             raise BundleError(f"{self.path} has no golden.json: nothing to verify against")
-        return _read_json(self.file("golden.json"))
+        return _parse_json(self.read("golden.json"), self.file("golden.json"))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _compare(f: Path, size: int, want_size: int, digest: str | None, want: str) -> None:
+    if size != want_size:
+        raise BundleError(f"{f} does not match its manifest (size {size} bytes, expected {want_size}): "
+                          "the file was truncated or changed after export; export it again or restore it")
+    if digest is not None and digest != want:
+        raise BundleError(f"{f} does not match its manifest (sha256 {digest[:8]}… expected {want[:8]}…): "
+                          "the file was changed after export; export it again or restore it")
+
+
+def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BundleError(f"{path} is missing") from None
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}): the file is corrupt") from None
     if not isinstance(data, dict):
@@ -59,10 +117,29 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{path} is missing") from None
+    return _parse_json(raw, path)
+
+
+def _inside(name: str) -> bool:
+    p = PurePosixPath(name)
+    return bool(name) and not p.is_absolute() and ".." not in p.parts and "\\" not in name
+
+
 def read_bundle(path: Path, *, verify_hashes: bool = True) -> Bundle:
-    """Read and check a bundle directory; raise ``BundleError`` naming what is wrong."""
+    """Read and check a bundle directory; raise ``BundleError`` naming what is wrong.
+
+    With ``verify_hashes`` every listed file is checked against its size and sha256.
+    """
     if not path.is_dir():
         raise BundleError(f"{path} is not a bundle directory")
+    if not (path / "manifest.json").is_file():
+        raise BundleError(f"{path} is not a skedge bundle: it has no manifest.json "
+                          "(a bundle is the directory `skedge train` or `skedge export` wrote)")
     manifest = _read_json(path / "manifest.json")
     fmt = manifest.get("format")
     if fmt != BUNDLE_FORMAT:
@@ -73,23 +150,11 @@ def read_bundle(path: Path, *, verify_hashes: bool = True) -> Bundle:
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{path}/manifest.json lists no files: the manifest is corrupt")
+    for name in files:
+        if not _inside(name):
+            raise BundleError(f"{path}/manifest.json names a file outside the bundle: {name!r}; "
+                              "the manifest was tampered with")
+    bundle = Bundle(path=path, manifest=manifest)
     if verify_hashes:
-        for name, meta in sorted(files.items()):
-            if "/" in name and ".." in name.split("/"):
-                raise BundleError(f"{path}/manifest.json names a file outside the bundle: {name!r}")
-            f = path / name
-            if not f.is_file():
-                raise BundleError(f"{f} is listed in the manifest but missing: the bundle is incomplete")
-            size = f.stat().st_size
-            if size != meta.get("size"):
-                raise BundleError(
-                    f"{f} does not match its manifest (size {size} bytes, expected {meta.get('size')}): "
-                    "the file was truncated or changed after export"
-                )
-            digest = sha256_file(f)
-            if digest != meta.get("sha256"):
-                raise BundleError(
-                    f"{f} does not match its manifest (sha256 {digest[:8]}… expected {str(meta.get('sha256'))[:8]}…): "
-                    "the file was changed after export"
-                )
-    return Bundle(path=path, manifest=manifest)
+        bundle.check_all()
+    return bundle

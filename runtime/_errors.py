@@ -5,16 +5,21 @@
     │                               what was expected and what came
     ├── BundleError (ValueError)    a bundle or model file is missing, corrupt, tampered or unsupported
     ├── ConfigError (ValueError)    a training config is invalid: names the key, its place, the allowed values
-    ├── DataError (ValueError)      a training data file cannot be read or does not fit its schema
+    ├── DataError (ValueError)      a data file (training data, or rows to score) cannot be read
+    │                               or does not fit its schema
     ├── GateError                   a quality gate was not met; nothing was written
     ├── ExportError                 a pipeline cannot be exported (unsupported step, unprovable parity)
-    └── ParityError                 an exported model does not answer like its reference
+    ├── ParityError                 an exported model does not answer like its reference
+    └── EngineError                 a batch engine (Dask) cannot run a scoring job: the scheduler is
+                                    unreachable, or workers kept dying on a task
 
 The tree lives in the runtime because the runtime is the one package everything
 else may import; it needs nothing but the standard library.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "SkedgeError",
@@ -25,6 +30,7 @@ __all__ = [
     "GateError",
     "ExportError",
     "ParityError",
+    "EngineError",
 ]
 
 
@@ -40,6 +46,15 @@ class SchemaError(SkedgeError, ValueError):
         self.row = row
         self.field = field
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as ``cls(*args)``, which would drop row and field when a Dask
+        # worker sends the error back to the client.
+        return (_schema_error, (str(self), self.row, self.field))
+
+
+def _schema_error(message: str, row: int | None, field: str | None) -> SchemaError:
+    return SchemaError(message, row=row, field=field)
+
 
 class BundleError(SkedgeError, ValueError):
     """A bundle or model file is missing, corrupt, tampered with or unsupported."""
@@ -50,7 +65,7 @@ class ConfigError(SkedgeError, ValueError):
 
 
 class DataError(SkedgeError, ValueError):
-    """Training data cannot be read or does not fit the schema."""
+    """A data file (training data, or rows to score) cannot be read or does not fit the schema."""
 
 
 class GateError(SkedgeError):
@@ -63,3 +78,7 @@ class ExportError(SkedgeError):
 
 class ParityError(SkedgeError):
     """An exported model does not answer like its reference."""
+
+
+class EngineError(SkedgeError):
+    """A batch engine (Dask) cannot run a scoring job."""

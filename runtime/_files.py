@@ -1,4 +1,4 @@
-"""Reading rows from files for prediction, with no pandas: CSV and JSON Lines.
+"""Reading rows to score from files and writing predictions back: CSV, JSON Lines, Parquet.
 
 Columns other than the model's fields (an id, the target) are ignored unless
 ``keep`` carries them through to the output.
@@ -6,20 +6,50 @@ Columns other than the model's fields (an id, the target) are ignored unless
 CSV cells are text; each is turned into the schema's kind here (an empty cell,
 ``NA`` or ``NaN`` is missing), and a cell that cannot be read names its file,
 row and field. JSONL values are passed through as they are, so the runtime's
-own checks apply.
+own checks apply. Parquet columns arrive typed, through pyarrow, which is
+imported only when a Parquet file is read or written: CSV and JSONL need
+nothing beyond the runtime.
+
+``iter_chunks`` streams a file in chunks of ``BATCH_ROWS`` rows, so a file
+larger than memory can be scored; ``ColumnWriter`` writes the output the same
+way, to a temporary name that becomes the destination only when it is complete.
 """
 
 from __future__ import annotations
 
 import csv
+import glob
+import io
 import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, TextIO
 
-from ._errors import SchemaError
+from ._errors import DataError, SchemaError, SkedgeError
 from ._schema import Schema
 
-__all__ = ["read_rows", "MISSING_TEXT"]
+__all__ = [
+    "read_rows",
+    "MISSING_TEXT",
+    "FORMATS",
+    "BATCH_ROWS",
+    "Chunk",
+    "file_format",
+    "find_inputs",
+    "iter_chunks",
+    "ColumnWriter",
+]
+
+# file suffix -> format, for inputs and outputs alike
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+# Rows per chunk: big enough that onnxruntime's per-call cost vanishes (< 1%),
+# small enough that a chunk of a wide table stays in the tens of MB.
+BATCH_ROWS = 65_536
+PYARROW_HINT = "pip install pyarrow (or pip install 'skedge[dask]')"
 
 MISSING_TEXT = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
 
@@ -85,3 +115,301 @@ def read_rows(path: Path, schema: Schema, *, keep: tuple[str, ...] = ()) -> tupl
     else:
         raise SchemaError(f"{path}: unsupported input format {suffix!r}; use .csv or .jsonl")
     return rows, carried
+
+
+# -- which files --------------------------------------------------------------
+
+def file_format(path: Path) -> str:
+    """``csv``, ``jsonl`` or ``parquet`` from the suffix; ``DataError`` for anything else."""
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise DataError(f"{path}: unsupported format {path.suffix!r}; use .csv, .jsonl or .parquet")
+    return fmt
+
+
+def find_inputs(spec: str | os.PathLike[str]) -> list[Path]:
+    """The files ``spec`` names: one file, a directory's data files, or a glob; sorted by name.
+
+    A directory contributes its ``.parquet``, ``.csv`` and ``.jsonl`` files (not
+    its subdirectories); names starting with ``.`` or ``_`` are skipped, as
+    Spark and Dask write markers such as ``_SUCCESS`` and ``_metadata`` there.
+    """
+    text = os.fspath(spec)
+    p = Path(text)
+    if p.is_dir():
+        found = [f for f in p.iterdir() if f.is_file() and f.suffix.lower() in FORMATS
+                 and not f.name.startswith((".", "_"))]
+        if not found:
+            raise FileNotFoundError(f"{p} holds no .parquet, .csv or .jsonl files")
+    elif p.is_file():
+        file_format(p)
+        return [p]
+    elif glob.has_magic(text):
+        found = [Path(f) for f in glob.glob(text) if Path(f).is_file()]
+        if not found:
+            raise FileNotFoundError(f"no files match {text!r}")
+        for f in found:
+            file_format(f)
+    else:
+        raise FileNotFoundError(f"{p} does not exist")
+    return sorted(found, key=lambda f: (f.name, str(f)))
+
+
+# -- reading in chunks --------------------------------------------------------
+
+@dataclass(frozen=True)
+class Chunk:
+    """Consecutive rows of one file: the model's fields and the carried columns, as columns."""
+
+    features: dict[str, Any]
+    carried: dict[str, Any]
+    offset: int  # the file row number of the chunk's first row (0-based, like the runtime's "row N")
+    n: int
+
+
+def iter_chunks(path: Path, schema: Schema, *, keep: tuple[str, ...] = (),
+                batch_rows: int = BATCH_ROWS) -> Iterator[Chunk]:
+    """Stream ``path`` in chunks of at most ``batch_rows`` rows; always at least one chunk (maybe empty).
+
+    A file that cannot be read raises ``DataError`` naming it; a cell that does not
+    fit, ``SchemaError`` naming the file, the row and the field.
+    """
+    fmt = file_format(path)
+    reader = {"csv": _csv_chunks, "jsonl": _jsonl_chunks, "parquet": _parquet_chunks}[fmt]
+    try:
+        yield from reader(path, schema, keep, batch_rows)
+    except SkedgeError:
+        raise
+    except (ValueError, OSError, csv.Error) as exc:
+        # FileNotFoundError and friends keep their type: the CLI names them as they are
+        if isinstance(exc, OSError) and not _is_arrow_error(exc):
+            raise
+        raise DataError(f"{path}: cannot be read as {fmt} ({_first_line(exc)})") from None
+
+
+def _is_arrow_error(exc: BaseException) -> bool:
+    return type(exc).__module__.startswith("pyarrow")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: int) -> Iterator[Chunk]:
+    where = f"{path}: "
+    kinds = {f.name: f.kind for f in schema.features}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, [])
+        index = {name: i for i, name in reversed(list(enumerate(header)))}  # first of a repeated name
+        for name in kinds:
+            if name not in index:
+                raise SchemaError(f"{where}missing column {name!r} (the model takes {', '.join(kinds)})",
+                                  field=name)
+        for k in keep:
+            if k not in index:
+                raise SchemaError(f"{where}--keep column {k!r} is not in the file", field=k)
+        width = len(header)
+        feats: dict[str, list[Any]] = {n: [] for n in kinds}
+        carried: dict[str, list[Any]] = {k: [] for k in keep}
+        offset = 0
+        for i, rec in enumerate(reader):
+            if len(rec) < width:  # a short line: its missing cells are empty, as csv.DictReader reads them
+                rec = rec + [""] * (width - len(rec))
+            for n, kind in kinds.items():
+                feats[n].append(_cell(rec[index[n]], kind, where, i, n))
+            for k in keep:
+                carried[k].append(rec[index[k]])
+            if i + 1 - offset == batch_rows:
+                yield Chunk(feats, carried, offset, batch_rows)
+                feats, carried, offset = {n: [] for n in kinds}, {k: [] for k in keep}, i + 1
+        n_rows = len(next(iter(feats.values()))) if feats else 0
+        if n_rows or offset == 0:
+            yield Chunk(feats, carried, offset, n_rows)
+
+
+def _jsonl_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: int) -> Iterator[Chunk]:
+    where = f"{path}: "
+    names = schema.names
+    feats: dict[str, list[Any]] = {n: [] for n in names}
+    carried: dict[str, list[Any]] = {k: [] for k in keep}
+    offset = n_rows = 0
+    with open(path, encoding="utf-8") as fh:
+        for i, line in enumerate(x for x in fh if x.strip()):
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"{where}row {i}: not valid JSON ({exc.msg})", row=i) from None
+            if not isinstance(rec, dict):
+                raise SchemaError(f"{where}row {i}: expected a JSON object, got {type(rec).__name__}", row=i)
+            for n in names:
+                if n not in rec:
+                    raise SchemaError(f"{where}row {i}, field {n!r}: missing (expected {len(names)} fields: "
+                                      f"{', '.join(names)})", row=i, field=n)
+                feats[n].append(rec[n])
+            for k in keep:
+                if k not in rec:
+                    raise SchemaError(f"{where}row {i}: --keep column {k!r} is missing", row=i, field=k)
+                carried[k].append(rec[k])
+            n_rows += 1
+            if n_rows == batch_rows:
+                yield Chunk(feats, carried, offset, n_rows)
+                feats, carried = {n: [] for n in names}, {k: [] for k in keep}
+                offset, n_rows = i + 1, 0
+    if n_rows or offset == 0:
+        yield Chunk(feats, carried, offset, n_rows)
+
+
+def pyarrow_modules() -> tuple[ModuleType, ModuleType]:
+    """(pyarrow, pyarrow.parquet), or an ImportError that says how to install them."""
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise ImportError(f"reading and writing Parquet needs pyarrow: {PYARROW_HINT}") from None
+    return pyarrow, pyarrow.parquet
+
+
+def _parquet_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: int) -> Iterator[Chunk]:
+    _, pq = pyarrow_modules()
+    where = f"{path}: "
+    pf = pq.ParquetFile(path)
+    present = set(pf.schema_arrow.names)
+    for name in schema.names:
+        if name not in present:
+            raise SchemaError(f"{where}missing column {name!r} (the model takes {', '.join(schema.names)})",
+                              field=name)
+    for k in keep:
+        if k not in present:
+            raise SchemaError(f"{where}--keep column {k!r} is not in the file", field=k)
+    columns = list(dict.fromkeys([*schema.names, *keep]))
+    offset = 0
+    try:
+        for rb in pf.iter_batches(batch_size=batch_rows, columns=columns):
+            yield Chunk({n: rb.column(n) for n in schema.names}, {k: rb.column(k) for k in keep},
+                        offset, rb.num_rows)
+            offset += rb.num_rows
+        if offset == 0:  # no rows: one empty chunk, typed like the file, so the output has its columns
+            empty = pf.schema_arrow.empty_table()
+            yield Chunk({n: empty.column(n) for n in schema.names}, {k: empty.column(k) for k in keep}, 0, 0)
+    finally:
+        pf.close()
+
+
+# -- writing ------------------------------------------------------------------
+
+def _pylist(values: Any) -> list[Any]:
+    if hasattr(values, "to_pylist"):  # pyarrow
+        return list(values.to_pylist())
+    if hasattr(values, "tolist"):  # numpy: Python scalars, whose repr round-trips floats exactly
+        return list(values.tolist())
+    return list(values)
+
+
+class ColumnWriter:
+    """Writes output columns chunk by chunk to ``dest`` as ``fmt``, all or nothing.
+
+    The data goes to a uniquely named ``.partial`` file beside ``dest`` and is
+    renamed onto ``dest`` by ``close()``; ``abort()`` (or an exception inside a
+    ``with`` block) deletes it. A unique name per writer means two writers of the
+    same destination (a task Dask re-ran while the first copy was still going)
+    never write into one file.
+    """
+
+    def __init__(self, dest: Path, fmt: str) -> None:
+        self.dest = dest
+        self.fmt = fmt
+        self.partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:12]}.partial")
+        self._stream: TextIO | None = None
+        self._text: TextIO | None = None
+        self._csv: Any = None
+        self._parquet: Any = None
+        self._header: list[str] | None = None
+        self.rows = 0
+
+    @classmethod
+    def to_stream(cls, stream: TextIO, fmt: str) -> ColumnWriter:
+        """A writer into an open text stream (CSV or JSONL), e.g. stdout; nothing to rename."""
+        if fmt not in ("csv", "jsonl"):
+            raise DataError(f"{fmt} cannot be written to a text stream; give an output file")
+        writer = cls(Path("<stream>"), fmt)
+        writer._stream = writer._text = stream
+        return writer
+
+    def __enter__(self) -> ColumnWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, cols: dict[str, Any]) -> None:
+        names = list(cols)
+        if self._header is None:
+            self._header = names
+        elif names != self._header:
+            raise DataError(f"{self.dest}: a chunk came with columns {names}, expected {self._header}")
+        n = len(cols[names[0]]) if names else 0
+        if self.fmt == "parquet":
+            self._write_parquet(cols)
+        elif self.fmt == "csv":
+            if self._csv is None:
+                if self._text is None:
+                    self._text = open(self.partial, "w", newline="", encoding="utf-8")  # noqa: SIM115
+                self._csv = csv.writer(self._text, lineterminator="\n")
+                self._csv.writerow(names)
+            self._csv.writerows(zip(*(_pylist(cols[k]) for k in names), strict=True))
+        elif self.fmt == "jsonl":
+            if self._text is None:
+                self._text = open(self.partial, "w", encoding="utf-8")  # noqa: SIM115
+            buf = io.StringIO()
+            for values in zip(*(_pylist(cols[k]) for k in names), strict=True):
+                buf.write(json.dumps(dict(zip(names, values, strict=True))) + "\n")
+            self._text.write(buf.getvalue())
+        else:
+            raise DataError(f"{self.dest}: unsupported output format {self.fmt!r}")
+        self.rows += n
+
+    def _write_parquet(self, cols: dict[str, Any]) -> None:
+        pa, pq = pyarrow_modules()
+        # numpy arrays convert as they are (object arrays of str become strings); pyarrow
+        # columns carried from a Parquet input keep their type
+        table = pa.table({k: v if _is_arrow(v) else pa.array(v) for k, v in cols.items()})
+        if self._parquet is None:
+            self._parquet = pq.ParquetWriter(self.partial, table.schema)
+        elif table.schema != self._parquet.schema:
+            # JSONL/CSV carried columns are typed by what each chunk holds (an all-null chunk
+            # types as null): hold later chunks to the first chunk's types
+            table = table.cast(self._parquet.schema)
+        self._parquet.write_table(table)
+
+    def close(self) -> None:
+        """Finish the file and move it onto ``dest``."""
+        if self._header is None:
+            raise DataError(f"{self.dest}: nothing was written")
+        if self._stream is not None:
+            return
+        if self._text is not None:
+            self._text.close()
+        if self._parquet is not None:
+            self._parquet.close()
+        os.replace(self.partial, self.dest)
+
+    def abort(self) -> None:
+        """Drop what was written; ``dest`` is left as it was."""
+        if self._stream is not None:
+            return
+        for handle in (self._text, self._parquet):
+            try:
+                if handle is not None:
+                    handle.close()
+            except Exception:  # noqa: BLE001 - already failing; the cleanup below matters more
+                pass
+        self.partial.unlink(missing_ok=True)
+
+
+def _is_arrow(values: Any) -> bool:
+    return type(values).__module__.startswith("pyarrow")

@@ -1,81 +1,122 @@
-"""``predict``: score a file with a bundle, for both ``skedge predict`` and ``python -m skedge.runtime``.
+"""``predict``: score files with a bundle, for both ``skedge predict`` and ``python -m skedge.runtime``.
 
-Lives in the runtime so that a runtime-only install can score files.
+Lives in the runtime so that a runtime-only install can score CSV and JSONL
+files (Parquet adds pyarrow; ``--engine dask`` adds the ``dask`` extra, imported
+only when asked for).
+
+    skedge predict BUNDLE --input rows.csv                      # CSV on stdout
+    skedge predict BUNDLE --input rows.csv --output pred.parquet
+    skedge predict BUNDLE --input 'data/*.parquet' --output preds/ --keep id
+    skedge predict BUNDLE --input data/ --output preds/ --engine dask --scheduler tcp://10.0.0.5:8786
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
-import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-import numpy as np
+from ._batch import ModelBytes, scorer_for
+from ._files import ColumnWriter, find_inputs
+from ._jobs import Progress, check_keep, plan_outputs, run_local, scored_chunks
 
-from ._files import read_rows
-from ._model import load
+__all__ = ["add_predict_arguments", "run_predict"]
 
-__all__ = ["add_predict_arguments", "run_predict", "prediction_columns"]
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1, got {n}")
+    return n
 
 
 def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("bundle", help="bundle directory (or a .onnx/.ort file exported by skedge)")
-    p.add_argument("--input", "-i", required=True, help="rows to score: .csv or .jsonl")
-    p.add_argument("--output", "-o", help="write predictions here (.csv or .jsonl); default: print CSV")
+    p.add_argument("--input", "-i", required=True, metavar="PATH",
+                   help="rows to score: a .csv, .jsonl or .parquet file, a directory of them, or a quoted "
+                        "glob such as 'data/part-*.parquet'")
+    p.add_argument("--output", "-o", metavar="DIR",
+                   help="a directory: one output file per input file, with its name and format, same row "
+                        "order; for a single input also a file (.csv, .jsonl, .parquet). Default: CSV on stdout")
     p.add_argument("--keep", action="append", default=[], metavar="COL",
                    help="carry an input column through to the output (an id); repeatable")
     p.add_argument("--target", default="onnx", choices=["onnx", "ort"], help="which model file of the bundle")
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", choices=["local", "dask"], default="local",
+                   help="local: this process, file after file (default); dask: one Dask task per file "
+                        "(pip install 'skedge[dask]')")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="with --engine dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: "
+                        "$DASK_SCHEDULER_ADDRESS, else a local cluster). Workers must see --input and "
+                        "--output at the same paths")
+    g.add_argument("--workers", type=_positive, metavar="N",
+                   help="with --engine dask and no scheduler: processes of the local cluster (default: one "
+                        "per CPU)")
+    p.set_defaults(_predict_parser=p)
 
 
-def prediction_columns(model: Any, rows: Any) -> dict[str, list[Any]]:
-    """The output columns: prediction, plus proba_<class> (classifiers) or score (anomaly)."""
-    out = model.predict_outputs(rows)
-    task = model.schema.task
-    cols: dict[str, list[Any]] = {}
-    if task == "regression":
-        cols["prediction"] = np.asarray(out["value"]).tolist()
-    else:
-        cols["prediction"] = [v.item() if hasattr(v, "item") else v for v in out["label"]]
-    if task == "classification":
-        proba = np.asarray(out["probabilities"])
-        for j, c in enumerate(model.classes or ()):
-            cols[f"proba_{c}"] = proba[:, j].tolist()
-    if task == "anomaly":
-        cols["score"] = np.asarray(out["score"]).tolist()
-    return cols
+def _usage(args: argparse.Namespace, message: str) -> NoReturn:
+    parser: argparse.ArgumentParser | None = getattr(args, "_predict_parser", None)
+    if parser is not None:
+        parser.error(message)  # usage and the message, exit status 2
+    raise SystemExit(f"error: {message}")
 
 
-def _write(cols: dict[str, list[Any]], dest: str | None) -> None:
-    names = list(cols)
-    n = len(cols[names[0]]) if names else 0
-    if dest and dest.endswith(".jsonl"):
-        buf = io.StringIO()
-        for i in range(n):
-            buf.write(json.dumps({k: cols[k][i] for k in names}) + "\n")
-        text = buf.getvalue()
-    else:
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(names)
-        for i in range(n):
-            w.writerow([cols[k][i] for k in names])
-        text = buf.getvalue()
-    if dest:
-        tmp = Path(dest + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(dest)  # never leave a half-written output behind
-    else:
-        sys.stdout.write(text)
+def _print_csv(scorer: Any, src: Path, keep: tuple[str, ...]) -> int:
+    # Everything is scored before anything is printed: a bad row gives an error, not half a table.
+    buf = io.StringIO()
+    rows = 0
+    with ColumnWriter.to_stream(buf, "csv") as writer:
+        for n, cols in scored_chunks(scorer, src, keep):
+            writer.write(cols)
+            rows += n
+    sys.stdout.write(buf.getvalue())
+    return rows
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    model = load(args.bundle, target=args.target)
-    rows, carried = read_rows(Path(args.input), model.schema, keep=tuple(args.keep))
-    cols = {**carried, **prediction_columns(model, rows)}
-    _write(cols, args.output)
-    if args.output:
-        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    engine = getattr(args, "engine", "local")
+    scheduler = getattr(args, "scheduler", None)
+    workers = getattr(args, "workers", None)
+    if engine != "dask" and (scheduler or workers):
+        _usage(args, "--scheduler and --workers go with --engine dask")
+    if scheduler and workers:
+        _usage(args, "--workers sizes a local cluster; with --scheduler the cluster has its own workers")
+    inputs = find_inputs(args.input)
+    keep = tuple(args.keep)
+    if args.output is None:
+        if len(inputs) > 1:
+            _usage(args, f"--input names {len(inputs)} files: give --output DIR for their outputs")
+        if engine == "dask":
+            _usage(args, "--engine dask writes files: give --output DIR")
+    payload = ModelBytes.read(args.bundle, target=args.target)
+    scorer = scorer_for(payload)  # the model is checked here, before any file is read or written
+    check_keep(scorer, keep)
+    if args.output is None:
+        _print_csv(scorer, inputs[0], keep)
+        return 0
+    plan = plan_outputs(inputs, args.output)
+    progress = Progress(len(plan.jobs))
+    try:
+        if engine == "dask":
+            from .dask import run_files  # Dask is imported only when asked for
+
+            rows = run_files(payload, plan, keep, progress, scheduler=scheduler, workers=workers)
+        else:
+            rows = run_local(scorer, plan, keep, progress)
+        progress.close()
+        plan.commit()
+    except BaseException:
+        progress.close()
+        plan.abort()
+        raise
+    files = f"{len(plan.jobs)} files" if len(plan.jobs) > 1 else "1 file"
+    rate = rows / max(progress.seconds, 1e-9)
+    print(f"wrote {rows:,} predictions for {files} to {args.output} in {progress.seconds:.1f} s "
+          f"({rate:,.0f} rows/s, engine {engine})", file=sys.stderr)
     return 0

@@ -1,17 +1,25 @@
 """The model's input/output schema and the hot path from rows to ONNX feeds.
 
 Everything that can be decided once per model (names, kinds, order, known
-categories) is decided in ``InputPlan.__init__``; ``feeds`` then only checks
-and copies values. Numbers travel as float64 ``[N, 1]`` tensors and
-categories as string ``[N, 1]`` tensors, one per feature (skl2onnx's
-convention, DESIGN.md "The schema").
+categories, the reusable one-row buffers) is decided in ``InputPlan.__init__``;
+a call then only checks and copies values. Numbers travel as float64 ``[N, 1]``
+tensors and categories as string ``[N, 1]`` tensors, one per feature
+(skl2onnx's convention, DESIGN.md "The schema").
+
+Every input either becomes feeds that mean what the caller meant, or raises
+``SchemaError`` naming the row and the field. Nothing is coerced behind the
+caller's back: ``"39.1"`` is not a number, ``True`` is not a measurement, and
+a value numpy would quietly convert is checked by type before numpy sees it.
 """
 
 from __future__ import annotations
 
 import math
+import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -25,6 +33,7 @@ __all__ = [
     "normalize_category",
     "is_missing",
     "SCHEMA_FORMAT",
+    "F32_LIMIT",
 ]
 
 SCHEMA_FORMAT = 1
@@ -32,15 +41,21 @@ KINDS = ("number", "integer", "category", "boolean")
 TASKS = ("classification", "regression", "anomaly")
 
 
+def _is_pandas_na(value: Any) -> bool:
+    # pd.NA / pd.NaT without importing pandas: they reach us from nullable dtypes and to_dict("records")
+    t = type(value)
+    return t.__name__ in ("NAType", "NaTType") and t.__module__.startswith("pandas")
+
+
 def is_missing(value: Any) -> bool:
-    """True for the values skedge treats as missing: None, NaN and the empty string."""
+    """True for the values skedge treats as missing: None, NaN, the empty string and pandas' NA."""
     if value is None:
         return True
     if isinstance(value, float | np.floating):
         return bool(value != value)
     if isinstance(value, str):
         return value == ""
-    return False
+    return _is_pandas_na(value)
 
 
 def normalize_category(value: Any) -> str:
@@ -133,8 +148,12 @@ class Schema:
             if task not in TASKS:
                 raise BundleError(f"schema task {task!r} is not one of {TASKS}")
             classes = data.get("classes")
+            features = tuple(Feature.from_json(f) for f in data["features"])
+            names = [f.name for f in features]
+            if len(set(names)) != len(names):
+                raise BundleError(f"the model's schema names a feature twice: {names}")
             return cls(
-                features=tuple(Feature.from_json(f) for f in data["features"]),
+                features=features,
                 task=task,
                 classes=tuple(classes) if classes is not None else None,
                 outputs=dict(data.get("outputs") or {}),
@@ -145,123 +164,217 @@ class Schema:
 
 
 def _describe(value: Any) -> str:
-    text = repr(value)
+    # bounded: a 100 MB string in an error message helps no one
+    text = repr(value[:80]) + "..." if isinstance(value, str) and len(value) > 80 else repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"
 
 
-_NUMERIC_KINDS = frozenset({"number", "integer", "boolean"})
 _EXPECTED = {
     "number": "a finite number",
     "integer": "a whole number",
     "boolean": "a boolean",
     "category": "a string",
 }
+# The smallest double that float32 rounds to infinity. Tree ensembles compare in float32: sklearn refuses
+# a value past it ("Input X contains infinity or a value too large for dtype('float32')") while an ONNX
+# graph would route the infinity to some leaf, so the runtime refuses it too, for every model.
+F32_LIMIT = 2.0**128 - 2.0**103
+# Kind codes for the one-row fast path (ints compare faster than strings there).
+_NUMBER, _INTEGER, _BOOLEAN = 0, 1, 2
+_CODES = {"number": _NUMBER, "integer": _INTEGER, "boolean": _BOOLEAN}
 
 
 def _is_columnar_value(value: Any) -> bool:
-    return isinstance(value, list | tuple | np.ndarray) or (
-        hasattr(value, "to_numpy") and hasattr(value, "dtype")
-    )
+    if isinstance(value, np.ndarray):
+        return value.ndim >= 1  # a 0-d array is a scalar that happens to be an array
+    return isinstance(value, list | tuple) or (hasattr(value, "to_numpy") and hasattr(value, "dtype"))
 
 
-def _object_array(col: Any) -> np.ndarray:
-    values = list(col)
-    arr = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        arr[i] = v
-    return arr
+def _is_frame(rows: Any) -> bool:
+    # a pandas DataFrame, recognised without importing pandas
+    return hasattr(rows, "columns") and hasattr(rows, "iloc") and hasattr(rows, "dtypes")
+
+
+def _plain_number_type(t: type, boolean: bool) -> bool:
+    if issubclass(t, bool | np.bool_):
+        return boolean
+    return t is type(None) or issubclass(t, int | float | np.integer | np.floating)
+
+
+def _utf8(value: str) -> bool:
+    # onnxruntime hands strings to C++ as UTF-8: a lone surrogate would escape as UnicodeEncodeError
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class _Buffers(threading.local):
+    """One thread's reusable one-row feeds: a float64 buffer and an object buffer, with a ``[1, 1]`` view
+    per feature. Thread-local, so concurrent callers never share them; reused, so a row costs two slice
+    assignments instead of one new array per feature."""
+
+    def __init__(self, plan: InputPlan) -> None:
+        self.nums = np.empty(len(plan._num_names), dtype=np.float64)
+        self.cats = np.empty(len(plan._cat_names), dtype=object)
+        self.feeds: dict[str, np.ndarray] = {}
+        for j, name in enumerate(plan._num_names):
+            self.feeds[name] = self.nums[j:j + 1].reshape(1, 1)
+        for j, name in enumerate(plan._cat_names):
+            self.feeds[name] = self.cats[j:j + 1].reshape(1, 1)
 
 
 class InputPlan:
     """Checks rows against a schema and turns them into ONNX feeds.
 
-    Built once per loaded model. ``unseen`` counts category values the model
-    never saw in training, per field (the one-hot encoders ignore them).
+    Built once per loaded model and safe to share between threads. ``unseen``
+    counts category values the model never saw in training, per field, over
+    the calls that succeeded (a call that raises counts nothing).
     """
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.names: tuple[str, ...] = tuple(f.name for f in schema.features)
+        self._n = len(self.names)
         self._name_set = frozenset(self.names)
         self._plan = tuple(
             (f.name, f.kind, f.nullable, frozenset(f.categories) if f.categories is not None else None)
             for f in schema.features
         )
-        self.unseen: dict[str, int] = {}
         self._reject = frozenset(k for k, v in schema.unknown_categories.items() if v == "error")
+        self.unseen: dict[str, int] = {}
+        self._unseen_lock = threading.Lock()
+        # the one-row fast path: numeric fields and category fields, each in a fixed order
+        nums = [f for f in schema.features if f.kind != "category"]
+        cats = [f for f in schema.features if f.kind == "category"]
+        self._num_names = tuple(f.name for f in nums)
+        self._num_codes = tuple(_CODES[f.kind] for f in nums)
+        self._cat_names = tuple(f.name for f in cats)
+        # a field with no known categories (a bare model) never takes the fast path: it must count
+        self._cat_known = tuple(frozenset(f.categories or ()) for f in cats)
+        self._getters = tuple((name, itemgetter(name)) for name in self.names)
+        self._buffers = _Buffers(self)
 
-    # -- entry point -----------------------------------------------------
+    # -- entry points ----------------------------------------------------
     def feeds(self, rows: Any) -> tuple[dict[str, np.ndarray], int, bool]:
-        """Return (feeds, number of rows, single-row input?)."""
+        """Return (feeds, number of rows, single-row input?). The arrays are new on every call."""
         if isinstance(rows, Mapping):
             if rows and all(_is_columnar_value(v) for v in rows.values()):
                 return (*self._columns(rows), False)
             return self._one(rows), 1, True
-        if hasattr(rows, "columns") and hasattr(rows, "iloc"):  # a pandas DataFrame, without importing pandas
-            cols = {str(c): rows[c].to_numpy() for c in rows.columns}
-            return (*self._columns(cols), False)
+        if _is_frame(rows):
+            return (*self._frame(rows), False)
         if isinstance(rows, str | bytes) or not isinstance(rows, Iterable):
             raise SchemaError(
                 f"expected a dict (one row), a list of dicts, a dict of columns or a DataFrame, got {_describe(rows)}"
             )
-        return (*self._rows(list(rows)), False)
+        return (*self._rows(rows if isinstance(rows, list) else list(rows)), False)
 
-    # -- one row: the hot path ------------------------------------------
+    def fast_one(self, row: Any) -> dict[str, np.ndarray] | None:
+        """Feeds for one plain, valid row in this thread's reusable buffers; None when the row needs ``feeds``.
+
+        The hot path of ``Model.predict({...})``. It accepts only what needs no further thought: a dict
+        with exactly the model's fields, finite floats/ints (bools for boolean fields), known category
+        strings. Anything else (missing values, unseen categories, wrong types, columns) returns None and
+        goes through ``feeds``, the one place that decides and words errors. The arrays returned are
+        overwritten by this thread's next call: run them before calling again.
+        """
+        if type(row) is not dict or len(row) != self._n:
+            return None
+        try:
+            nums = [row[k] for k in self._num_names]
+            cats = [row[k] for k in self._cat_names]
+        except KeyError:
+            return None
+        for v, code in zip(nums, self._num_codes, strict=True):
+            t = type(v)
+            if t is float:
+                # false for NaN, ±inf and beyond float32: one chained comparison rejects all three
+                if not -F32_LIMIT < v < F32_LIMIT or (code == _INTEGER and not v.is_integer()) or code == _BOOLEAN:
+                    return None
+            elif t is int:
+                if code == _BOOLEAN or not -F32_LIMIT < v < F32_LIMIT:
+                    return None
+            elif t is not bool or code != _BOOLEAN:
+                return None
+        for s, known in zip(cats, self._cat_known, strict=True):
+            if type(s) is not str or s not in known:
+                return None
+        b = self._buffers
+        try:
+            b.nums[:] = nums
+        except OverflowError:  # an int beyond float range: feeds() words the error
+            return None
+        b.cats[:] = cats
+        return b.feeds
+
+    # -- one row --------------------------------------------------------
     def _one(self, row: Mapping[str, Any]) -> dict[str, np.ndarray]:
         self._check_keys(row, 0)
+        pending: dict[str, int] = {}
         feeds: dict[str, np.ndarray] = {}
         for name, kind, nullable, cats in self._plan:
             v = row[name]
             if kind == "category":
-                s = self._category(v, nullable, cats, 0, name)
-                feeds[name] = np.array([[s]], dtype=object)
+                s = self._category(v, nullable, cats, 0, name, pending)
+                arr = np.empty((1, 1), dtype=object)
+                arr[0, 0] = s
+                feeds[name] = arr
             else:
                 feeds[name] = np.array([[self._number(v, kind, nullable, 0, name)]], dtype=np.float64)
+        self._count(pending)
         return feeds
 
     def _check_keys(self, row: Any, i: int) -> None:
         if not isinstance(row, Mapping):
             raise SchemaError(f"row {i}: expected a dict of field values, got {_describe(row)}", row=i)
-        if len(row) != len(self.names) or not self._name_set.issuperset(row):
+        if len(row) != self._n or not self._name_set.issuperset(row):
             for name in self.names:
                 if name not in row:
-                    raise SchemaError(f"row {i}, field {name!r}: missing (expected {len(self.names)} fields: "
+                    raise SchemaError(f"row {i}, field {name!r}: missing (expected {self._n} fields: "
                                       f"{', '.join(self.names)})", row=i, field=name)
             extra = [k for k in row if k not in self._name_set]
-            raise SchemaError(f"row {i}, field {extra[0]!r}: unknown field (the model takes "
+            raise SchemaError(f"row {i}, field {_describe_key(extra[0])}: unknown field (the model takes "
                               f"{', '.join(self.names)})", row=i, field=str(extra[0]))
 
     def _number(self, v: Any, kind: str, nullable: bool, i: int, name: str) -> float:
         t = type(v)
-        if t is float or t is int:
-            x = float(v)
-        elif v is None:
-            x = math.nan
-        elif isinstance(v, bool | np.bool_):
-            if kind != "boolean":
+        try:
+            if t is float or t is int:
+                x = float(v)
+            elif v is None or _is_pandas_na(v):
+                x = math.nan
+            elif isinstance(v, bool | np.bool_):
+                if kind != "boolean":
+                    raise self._bad(i, name, kind, v)
+                x = float(v)
+            elif isinstance(v, int | float | np.integer | np.floating):
+                x = float(v)
+            else:
                 raise self._bad(i, name, kind, v)
-            x = float(v)
-        elif isinstance(v, int | float | np.integer | np.floating):
-            x = float(v)
-        else:
-            raise self._bad(i, name, kind, v)
+        except OverflowError:  # an int beyond the float range
+            raise self._bad(i, name, kind, v) from None
         if x != x:
             if not nullable:
                 raise SchemaError(f"row {i}, field {name!r}: expected {_EXPECTED[kind]}, got a missing value "
                                   "(this field is not nullable)", row=i, field=name)
             return x
-        if x in (math.inf, -math.inf):
-            raise SchemaError(f"row {i}, field {name!r}: expected {_EXPECTED[kind]}, got {_describe(v)}",
-                              row=i, field=name)
+        if not -F32_LIMIT < x < F32_LIMIT:
+            if math.isinf(x):
+                raise self._bad(i, name, kind, v)
+            raise SchemaError(f"row {i}, field {name!r}: expected {_EXPECTED[kind]} within ±3.4e38 (float32, "
+                              f"where models compare), got {_describe(v)}", row=i, field=name)
         if kind == "integer" and not x.is_integer():
             raise self._bad(i, name, kind, v)
         if kind == "boolean" and x not in (0.0, 1.0):
             raise self._bad(i, name, kind, v)
         return x
 
-    def _category(self, v: Any, nullable: bool, cats: frozenset[str] | None, i: int, name: str) -> str:
+    def _category(self, v: Any, nullable: bool, cats: frozenset[str] | None, i: int, name: str,
+                  pending: dict[str, int]) -> str:
         if type(v) is str and v:
             s = v
         else:
@@ -269,17 +382,35 @@ class InputPlan:
                 s = normalize_category(v)
             except TypeError:
                 raise self._bad(i, name, "category", v) from None
-            if s == "" and not nullable:
-                raise SchemaError(f"row {i}, field {name!r}: expected a string, got a missing value "
-                                  "(this field is not nullable)", row=i, field=name)
             if s == "":
+                if not nullable:
+                    raise SchemaError(f"row {i}, field {name!r}: expected a string, got a missing value "
+                                      "(this field is not nullable)", row=i, field=name)
                 return s
-        if cats is not None and s not in cats:
-            if name in self._reject:
-                raise SchemaError(f"row {i}, field {name!r}: expected one of {sorted(cats)}, got {_describe(v)}",
-                                  row=i, field=name)
-            self.unseen[name] = self.unseen.get(name, 0) + 1
+        if cats is None or s not in cats:
+            self._unseen(s, i, name, cats)
+            pending[name] = pending.get(name, 0) + 1
         return s
+
+    def _unseen(self, s: str, i: int, name: str, cats: frozenset[str] | None) -> None:
+        """Check an unseen category value against the field's policy; raise if it cannot be fed."""
+        if cats is not None and name in self._reject:
+            raise SchemaError(f"row {i}, field {name!r}: expected one of {sorted(cats)}, got {_describe(s)} "
+                              "(the model was trained to reject unknown categories)", row=i, field=name)
+        if not _utf8(s):
+            raise SchemaError(f"row {i}, field {name!r}: expected a string, got {_describe(s)} "
+                              "(it is not valid Unicode: a lone surrogate)", row=i, field=name)
+
+    def unseen_counts(self) -> dict[str, int]:
+        """A copy of the unseen-category counts, taken under the lock the counting threads hold."""
+        with self._unseen_lock:
+            return dict(self.unseen)
+
+    def _count(self, pending: Mapping[str, int]) -> None:
+        if pending:
+            with self._unseen_lock:  # dict updates from many threads must not lose counts
+                for name, c in pending.items():
+                    self.unseen[name] = self.unseen.get(name, 0) + c
 
     @staticmethod
     def _bad(i: int, name: str, kind: str, v: Any) -> SchemaError:
@@ -288,10 +419,41 @@ class InputPlan:
 
     # -- many rows ------------------------------------------------------
     def _rows(self, rows: Sequence[Any]) -> tuple[dict[str, np.ndarray], int]:
-        for i, row in enumerate(rows):
-            self._check_keys(row, i)
-        cols = {name: [row[name] for row in rows] for name in self.names}
+        n = len(rows)
+        if n == 0:
+            raise SchemaError("no rows to predict (an empty batch)")
+        cols: dict[str, Sequence[Any]] | None = None
+        # Fast path in C (map): every row a mapping with exactly the model's fields. Equal length and
+        # every name present means no unknown field. Any failure re-checks row by row for the message.
+        try:
+            if all(issubclass(t, Mapping) for t in set(map(type, rows))) and set(map(len, rows)) == {self._n}:
+                cols = {name: list(map(get, rows)) for name, get in self._getters}
+        except (KeyError, TypeError, IndexError):
+            cols = None
+        if cols is None:
+            for i, row in enumerate(rows):
+                self._check_keys(row, i)
+            cols = {name: [row[name] for row in rows] for name in self.names}
         return self._columns(cols, checked_keys=True)
+
+    def _frame(self, frame: Any) -> tuple[dict[str, np.ndarray], int]:
+        labels = list(frame.columns)
+        names = [str(c) for c in labels]
+        if len(set(names)) != len(names):
+            dup = next(c for c in names if names.count(c) > 1)
+            raise SchemaError(f"field {dup!r}: the DataFrame has this column twice", field=dup)
+        kinds = {f.name: f.kind for f in self.schema.features}
+        cols: dict[str, np.ndarray] = {}
+        for label, name in zip(labels, names, strict=True):
+            s = frame[label]
+            kind = kinds.get(name)
+            dk = s.dtype.kind
+            if kind in ("number", "integer") and dk in "fiu" or kind == "boolean" and dk in "fiub":
+                # numeric dtypes, nullable ones too: pd.NA becomes NaN here, in C
+                cols[name] = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            else:
+                cols[name] = s.to_numpy(dtype=object, na_value=None)
+        return self._columns(cols)
 
     def _columns(self, cols: Mapping[str, Any], checked_keys: bool = False) -> tuple[dict[str, np.ndarray], int]:
         if not checked_keys:
@@ -301,53 +463,99 @@ class InputPlan:
                                       field=name)
             extra = [k for k in cols if k not in self._name_set]
             if extra:
-                raise SchemaError(f"field {extra[0]!r}: unknown column (the model takes {', '.join(self.names)})",
-                                  field=str(extra[0]))
-        lengths = {len(cols[name]) for name in self.names}
-        if len(lengths) > 1:
-            raise SchemaError(f"columns have different lengths: {sorted(lengths)}")
-        n = lengths.pop() if lengths else 0
+                raise SchemaError(f"field {_describe_key(extra[0])}: unknown column (the model takes "
+                                  f"{', '.join(self.names)})", field=str(extra[0]))
+        n = len(cols[self.names[0]]) if self.names else 0
+        for name in self.names:
+            if len(cols[name]) != n:
+                raise SchemaError(f"field {name!r}: column has {len(cols[name])} values, but "
+                                  f"{self.names[0]!r} has {n}: columns must have equal lengths", field=name)
         if n == 0:
             raise SchemaError("no rows to predict (an empty batch)")
+        pending: dict[str, int] = {}
         feeds: dict[str, np.ndarray] = {}
         for name, kind, nullable, cats in self._plan:
             col = cols[name]
             if kind == "category":
-                feeds[name] = self._category_column(col, nullable, cats, name)
+                feeds[name] = self._category_column(col, nullable, cats, name, pending)
             else:
                 feeds[name] = self._number_column(col, kind, nullable, name)
+        self._count(pending)
         return feeds, n
 
     def _number_column(self, col: Any, kind: str, nullable: bool, name: str) -> np.ndarray:
-        try:
-            arr = np.asarray(col)
-        except (ValueError, TypeError):  # ragged: nested values inside the column
-            arr = _object_array(col)
-        if arr.ndim != 1:
-            arr = _object_array(col)
-        if arr.dtype.kind in "fiu" or (arr.dtype.kind == "b" and kind == "boolean"):
-            x = arr.astype(np.float64)
-            bad = ~np.isfinite(x)
+        x: np.ndarray | None = None
+        values: list[Any] | None = None
+        if isinstance(col, np.ndarray) and col.ndim == 1 and (
+                col.dtype.kind in "fiu" or (col.dtype.kind == "b" and kind == "boolean")):
+            x = np.asarray(col, dtype=np.float64)
+        else:
+            values = col.tolist() if isinstance(col, np.ndarray) else list(col)
+            # Check types before numpy sees the values: np.array(["1.5"], dtype=float) would convert.
+            boolean = kind == "boolean"
+            if all(_plain_number_type(t, boolean) for t in set(map(type, values))):
+                try:
+                    x = np.array(values, dtype=np.float64)  # None becomes NaN
+                except (OverflowError, ValueError, TypeError):
+                    x = None
+        if x is not None:
+            finite = (x > -F32_LIMIT) & (x < F32_LIMIT)  # false for NaN and ±inf too
+            bad = ~finite
             if nullable:
                 bad &= ~np.isnan(x)
             if kind == "integer":
-                bad |= np.isfinite(x) & (x != np.floor(x))
+                bad |= finite & (x != np.floor(x))
             elif kind == "boolean":
-                bad |= np.isfinite(x) & (x != 0) & (x != 1)
-            if bad.any():
-                i = int(np.argmax(bad))
-                self._number(arr[i].item(), kind, nullable, i, name)  # raises with the exact message
-                raise self._bad(i, name, kind, arr[i].item())
-            return x.reshape(-1, 1)
-        # object or mixed column: check value by value; the error names the first bad row
-        out = np.empty((len(arr), 1), dtype=np.float64)
-        for i, v in enumerate(arr.tolist()):
+                bad |= finite & (x != 0) & (x != 1)
+            if not bad.any():
+                return x.reshape(-1, 1)
+            i = int(np.argmax(bad))
+            v = values[i] if values is not None else col[i].item()
+            self._number(v, kind, nullable, i, name)  # raises with the exact message
+            raise self._bad(i, name, kind, v)  # pragma: no cover - _number always raises for a bad value
+        assert values is not None
+        # mixed or odd values: value by value, so the error names the first bad row
+        out = np.empty((len(values), 1), dtype=np.float64)
+        for i, v in enumerate(values):
             out[i, 0] = self._number(v, kind, nullable, i, name)
         return out
 
-    def _category_column(self, col: Any, nullable: bool, cats: frozenset[str] | None, name: str) -> np.ndarray:
-        values = col.tolist() if isinstance(col, np.ndarray) and col.ndim == 1 else list(col)
+    def _category_column(self, col: Any, nullable: bool, cats: frozenset[str] | None, name: str,
+                         pending: dict[str, int]) -> np.ndarray:
+        values = col.tolist() if isinstance(col, np.ndarray) else list(col)
         out = np.empty((len(values), 1), dtype=object)
+        # Decide once per distinct value (Counter hashes in C), not once per row. Unhashable values
+        # (lists, dicts) and any bad value fall through to the row-by-row loop that names the row.
+        try:
+            counts: Counter[Any] | None = Counter(values)
+        except TypeError:
+            counts = None
+        if counts is not None:
+            ok, has_missing, unseen = True, False, 0
+            for v, c in counts.items():
+                if isinstance(v, str) and v:
+                    if cats is None or v not in cats:
+                        if (cats is not None and name in self._reject) or not _utf8(v):
+                            ok = False
+                            break
+                        unseen += c
+                elif is_missing(v):
+                    has_missing = True
+                    if not nullable:
+                        ok = False
+                        break
+                else:
+                    ok = False
+                    break
+            if ok:
+                if unseen:
+                    pending[name] = pending.get(name, 0) + unseen
+                out[:, 0] = [v if isinstance(v, str) else "" for v in values] if has_missing else values
+                return out
         for i, v in enumerate(values):
-            out[i, 0] = self._category(v, nullable, cats, i, name)
+            out[i, 0] = self._category(v, nullable, cats, i, name, pending)
         return out
+
+
+def _describe_key(key: Any) -> str:
+    return repr(key) if isinstance(key, str) and len(key) <= 60 else _describe(key)

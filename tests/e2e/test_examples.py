@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from skedge.exporter.verify import verify_bundle
 from skedge.runtime import load
 

@@ -1,0 +1,142 @@
+"""The runtime's public surface: its names, what one row returns, and what importing it costs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import skedge.runtime as rt
+from skedge.runtime import Model, load
+
+PUBLIC = {
+    "load", "Model", "BatchScorer", "Schema", "Feature", "ParityRow", "normalize_category",
+    "SkedgeError", "SchemaError", "BundleError", "ConfigError", "DataError", "GateError", "ExportError",
+    "ParityError", "EngineError",
+}
+# What an app that ships the runtime must never pull in (DESIGN.md "Layout").
+HEAVY = ("sklearn", "pandas", "scipy", "skl2onnx", "onnx", "coremltools", "dask", "pyarrow", "matplotlib",
+         "skops", "pydantic", "joblib", "skedge.trainer", "skedge.exporter", "skedge.cli")
+
+
+def test_public_names_are_what_we_mean() -> None:
+    assert set(rt.__all__) == PUBLIC
+    assert len(rt.__all__) == len(set(rt.__all__))
+    for name in rt.__all__:
+        assert getattr(rt, name) is not None
+    for err in ("SchemaError", "BundleError", "ConfigError", "DataError", "GateError", "ExportError",
+                "ParityError", "EngineError"):
+        assert issubclass(getattr(rt, err), rt.SkedgeError)
+    assert issubclass(rt.SchemaError, ValueError) and issubclass(rt.BundleError, ValueError)
+
+
+def test_model_api_that_others_call(penguins_model: Model) -> None:
+    for name in ("predict", "predict_proba", "decision_function", "predict_outputs", "verify"):
+        assert callable(getattr(penguins_model, name))
+    assert isinstance(penguins_model.schema, rt.Schema)
+    assert penguins_model.classes == ("Adelie", "Chinstrap", "Gentoo")
+    assert isinstance(penguins_model.unseen_categories, dict)
+    feeds, n, single = penguins_model._plan.feeds([_first_row(penguins_model.bundle.path)] * 2)  # type: ignore[union-attr]
+    assert (n, single) == (2, False) and set(feeds) == set(penguins_model.schema.names)
+
+
+def _first_row(bundle: Path) -> dict[str, Any]:
+    row: dict[str, Any] = json.loads((bundle / "golden.json").read_text())["rows"][0]
+    return row
+
+
+def test_one_row_returns_plain_python_values(penguins_bundle: Path, body_mass_bundle: Path,
+                                             anomaly_bundle: Path) -> None:
+    clf = load(penguins_bundle)
+    row = _first_row(penguins_bundle)
+    label = clf.predict(row)
+    assert type(label) is str and label in clf.classes  # a string label once crashed in .item()
+    proba = clf.predict_proba(row)
+    assert proba.shape == (3,) and proba.dtype == np.float64 and abs(proba.sum() - 1) < 1e-9
+    assert clf.classes[int(np.argmax(proba))] == label
+
+    reg = load(body_mass_bundle)
+    assert type(reg.predict(_first_row(body_mass_bundle))) is float
+
+    ano = load(anomaly_bundle)
+    arow = _first_row(anomaly_bundle)
+    assert ano.predict(arow) in (1, -1) and type(ano.predict(arow)) is int
+    assert type(ano.decision_function(arow)) is float
+    with pytest.raises(rt.SchemaError, match="needs a classifier"):
+        ano.predict_proba(arow)
+
+
+def test_the_fast_path_and_the_checked_path_agree(penguins_bundle: Path) -> None:
+    """A plain row takes the reusable-buffer path, a row as a dict subclass the fully checked one."""
+
+    class Row(dict):  # type: ignore[type-arg]
+        pass
+
+    model = load(penguins_bundle)
+    rows = json.loads((penguins_bundle / "golden.json").read_text())["rows"]
+    for row in rows[:200]:
+        assert model._plan.fast_one(Row(row)) is None
+        assert np.array_equal(model.predict_proba(row), model.predict_proba(Row(row)))
+        assert model.predict(row) == model.predict(Row(row))
+
+
+def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *args], capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_runtime_imports_nothing_heavy(penguins_bundle: Path) -> None:
+    out = _python(f"""
+        import json, sys
+        import skedge.runtime
+        deferred = "onnxruntime" not in sys.modules  # loaded with the first model, not on import
+        model = skedge.runtime.load(sys.argv[1])
+        row = json.loads(open(sys.argv[1] + "/golden.json").read())["rows"][0]
+        model.predict(row)
+        model.predict_proba([row] * 3000)  # a split batch, too
+        heavy = sorted(m for m in sys.modules if any(m == h or m.startswith(h + ".") for h in {HEAVY!r}))
+        print(json.dumps({{"deferred": deferred, "heavy": heavy}}))
+    """, str(penguins_bundle))
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result == {"deferred": True, "heavy": []}
+
+
+@pytest.mark.parametrize("package", ["skedge.trainer", "skedge.exporter"])
+def test_train_packages_name_the_extra_when_it_is_missing(package: str) -> None:
+    # the runtime-only wheel test proves this for real; here sklearn is hidden from one interpreter
+    out = _python(f"""
+        import sys
+        sys.modules["sklearn"] = None
+        try:
+            import {package}
+        except ImportError as exc:
+            print(exc)
+    """)
+    assert "pip install 'skedge[train]'" in out.stdout, out.stdout + out.stderr
+
+
+def test_exact_ties_go_to_the_first_class_like_sklearn(tmp_path: Path) -> None:
+    """Every leaf holds both classes half and half: p = 0.5 exactly, and sklearn answers classes_[0]."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+
+    from skedge.exporter import export
+
+    X = pd.DataFrame({"x": [0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]})
+    y = np.array(["zebra", "aardvark"] * 4)  # classes_ sorts them: aardvark first
+    pipe = Pipeline([("model", RandomForestClassifier(n_estimators=4, bootstrap=False, random_state=0))]).fit(X, y)
+    rows = [{"x": float(v)} for v in (0.0, 1.0, 2.5, 3.0)]
+    want_proba = pipe.predict_proba(pd.DataFrame(rows))
+    assert np.all(want_proba == 0.5), "the test needs exact ties"
+    model = load(export(pipe, X, tmp_path, name="ties", targets=("onnx",)))
+    assert list(model.predict(rows)) == list(pipe.predict(pd.DataFrame(rows))) == ["aardvark"] * 4
+    assert [model.predict(r) for r in rows] == ["aardvark"] * 4
+    np.testing.assert_array_equal(model.predict_proba(rows), want_proba)

@@ -1,0 +1,185 @@
+"""Installs alone: the wheel built from this repo, installed without extras into a fresh virtual
+environment, predicts with a bundle made by the trainer. Only numpy and onnxruntime come with it; no
+scikit-learn is importable there; and it makes no network call (sockets raise in that interpreter).
+
+One venv per test session (building and installing takes ~10 s with pip's cache).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+# Everything a runtime-only install may hold: skedge, its two dependencies and theirs, and the venv's own.
+ALLOWED = {"skedge", "numpy", "onnxruntime", "flatbuffers", "packaging", "protobuf", "pip", "setuptools",
+           "coloredlogs", "humanfriendly", "sympy", "mpmath"}
+FORBIDDEN = ("sklearn", "pandas", "scipy", "skl2onnx", "onnx", "coremltools", "joblib", "pyarrow", "dask")
+
+# Loaded first in every interpreter of the venv (PYTHONPATH): any attempt to open a network connection
+# or resolve a name raises. Unix sockets stay allowed; onnxruntime and numpy use none.
+NO_NETWORK = '''
+import socket
+
+class NetworkCall(RuntimeError):
+    pass
+
+_real = socket.socket
+
+class _GuardedSocket(_real):
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        if family in (socket.AF_INET, socket.AF_INET6, -1) and fileno is None:
+            raise NetworkCall(f"network call attempted: socket({family}, {type})")
+        super().__init__(family, type, proto, fileno)
+
+def _refuse(*args, **kwargs):
+    raise NetworkCall(f"network call attempted: {args[:2]}")
+
+socket.socket = _GuardedSocket
+socket.create_connection = _refuse
+socket.getaddrinfo = _refuse
+'''
+
+
+def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: int = 300,
+         cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False)
+
+
+@pytest.fixture(scope="session")
+def runtime_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """A fresh venv with only the built wheel installed, and an env that disables sockets there."""
+    work = tmp_path_factory.mktemp("wheel")
+    src = work / "src"
+    # build from a copy: a wheel build writes build/ and *.egg-info next to the sources
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "node_modules", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "models",
+        "test-artifacts", ".mypy_cache", ".ruff_cache", ".pytest_cache", "bench"))
+    dist = work / "dist"
+    out = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)])
+    assert out.returncode == 0, out.stderr
+    (wheel,) = dist.glob("skedge-*.whl")
+    venv = work / "venv"
+    out = _run([sys.executable, "-m", "venv", str(venv)])
+    assert out.returncode == 0, out.stderr
+    python = venv / "bin" / "python"
+    out = _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)], timeout=600)
+    assert out.returncode == 0, out.stderr
+    guard = work / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(NO_NETWORK)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env["PYTHONPATH"] = str(guard)
+    return {"python": str(python), "env": env, "wheel": wheel, "work": work}
+
+
+def _py(runtime_env: dict[str, Any], code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run([runtime_env["python"], "-c", textwrap.dedent(code), *args], env=runtime_env["env"],
+                cwd=runtime_env["work"])
+
+
+@pytest.mark.slow
+def test_the_install_holds_the_runtime_and_nothing_heavy(runtime_env: dict[str, Any]) -> None:
+    out = _run([runtime_env["python"], "-m", "pip", "list", "--format=json", "--disable-pip-version-check"],
+               env=runtime_env["env"], cwd=runtime_env["work"])
+    assert out.returncode == 0, out.stderr
+    installed = {p["name"].lower().replace("_", "-") for p in json.loads(out.stdout)}
+    assert {"skedge", "numpy", "onnxruntime"} <= installed
+    assert installed <= ALLOWED, f"a runtime-only install brought in {sorted(installed - ALLOWED)}"
+    out = _py(runtime_env, f"""
+        import importlib.util, json
+        print(json.dumps([m for m in {FORBIDDEN!r} if importlib.util.find_spec(m) is not None]))
+    """)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+    out = _py(runtime_env, "import sklearn")
+    assert out.returncode != 0 and "No module named 'sklearn'" in out.stderr
+
+
+@pytest.mark.slow
+def test_the_network_guard_is_on(runtime_env: dict[str, Any]) -> None:
+    # the control: without it, "no network call" below would prove nothing
+    out = _py(runtime_env, """
+        import urllib.request
+        urllib.request.urlopen("http://127.0.0.1:9/", timeout=1)
+    """)
+    assert out.returncode != 0 and "network call attempted" in out.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("package", ["skedge.trainer", "skedge.exporter"])
+def test_train_packages_are_installed_but_name_their_extra(runtime_env: dict[str, Any], package: str) -> None:
+    out = _py(runtime_env, f"import {package}")
+    assert out.returncode != 0
+    assert f"{package} needs the 'train' extra" in out.stderr and "pip install 'skedge[train]'" in out.stderr
+
+
+@pytest.mark.slow
+def test_predicts_and_verifies_a_trained_bundle_alone(runtime_env: dict[str, Any], penguins_bundle: Path,
+                                                      penguins_golden: dict[str, Any]) -> None:
+    out = _py(runtime_env, """
+        import json, sys
+        from skedge.runtime import load
+        model = load(sys.argv[1])
+        golden = json.loads(open(sys.argv[1] + "/golden.json").read())
+        report = model.verify()
+        print(json.dumps({"passed": report.passed, "rows": report.rows,
+                          "one": model.predict(golden["rows"][0]),
+                          "labels": [str(x) for x in model.predict(golden["rows"])],
+                          "modules": sorted(m for m in sys.modules if m.split(".")[0] in ("sklearn", "pandas"))}))
+    """, str(penguins_bundle))
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    want = [str(x) for x in penguins_golden["expected"]["label"]]  # sklearn's answers, stored by the exporter
+    assert got["passed"] and got["rows"] == len(want)
+    assert got["labels"] == want and got["one"] == want[0]
+    assert got["modules"] == []
+
+
+def _write_inputs(rows: list[dict[str, Any]], where: Path) -> dict[str, Path]:
+    names = list(rows[0])
+    csv_path = where / "rows.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["id", *names])
+        for i, r in enumerate(rows):
+            w.writerow([f"r{i}", *("" if r[n] is None else r[n] for n in names)])
+    jsonl_path = where / "rows.jsonl"
+    jsonl_path.write_text("".join(json.dumps({"id": f"r{i}", **r}) + "\n" for i, r in enumerate(rows)))
+    return {"csv": csv_path, "jsonl": jsonl_path}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_python_m_skedge_runtime_predict(runtime_env: dict[str, Any], penguins_bundle: Path,
+                                         penguins_golden: dict[str, Any], fmt: str, tmp_path: Path) -> None:
+    rows = penguins_golden["rows"][:150]
+    inputs = _write_inputs(rows, tmp_path)
+    dest = tmp_path / "predictions.csv"
+    out = _run([runtime_env["python"], "-m", "skedge.runtime", "predict", str(penguins_bundle),
+                "--input", str(inputs[fmt]), "--output", str(dest)], env=runtime_env["env"], cwd=runtime_env["work"])
+    assert out.returncode == 0, out.stderr
+    table = list(csv.DictReader(dest.read_text().splitlines()))
+    assert [r["prediction"] for r in table] == [str(x) for x in penguins_golden["expected"]["label"][:150]]
+    for r, want in zip(table, penguins_golden["expected"]["probabilities"][:150], strict=True):
+        assert abs(float(r["proba_Adelie"]) - want[0]) <= 1e-5
+
+
+@pytest.mark.slow
+def test_a_bad_file_is_an_error_message_not_a_traceback(runtime_env: dict[str, Any], penguins_bundle: Path,
+                                                        tmp_path: Path) -> None:
+    bad = tmp_path / "rows.csv"
+    bad.write_text("island,bill_length_mm\nBiscoe,n/a\n")
+    out = _run([runtime_env["python"], "-m", "skedge.runtime", "predict", str(penguins_bundle),
+                "--input", str(bad)], env=runtime_env["env"], cwd=runtime_env["work"])
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr and "error:" in out.stderr
