@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._bundle import MODEL_FILES, read_bundle
+from ._bundle import MODEL_FILES, read_model
 from ._errors import BundleError, SchemaError
 from ._model import Model
 from ._schema import Schema
@@ -78,28 +78,15 @@ class ModelBytes:
     def read(cls, path: str | os.PathLike[str], *, target: str = "onnx") -> ModelBytes:
         """Read a bundle directory (every file's hash checked) or a bare ``.onnx``/``.ort`` file."""
         p = Path(path)
-        if p.is_dir():
-            if target not in MODEL_FILES:
-                raise BundleError(f"unknown target {target!r}; expected one of {sorted(MODEL_FILES)}")
-            # Only the model file matters for scoring; its bytes are checked against the
-            # manifest here, as read, and again on every worker they are sent to.
-            bundle = read_bundle(p, verify_hashes=False)
-            model_file = MODEL_FILES[target]
-            if not bundle.has(model_file):
-                raise BundleError(f"{p} has no {model_file}")
-            data = bundle.read(model_file)
-            expected = str(bundle.files[model_file]["sha256"])
-            manifest = bundle.manifest
-            return cls(data, expected, manifest.get("schema") or {}, str(p / model_file), target,
-                       _str_or_none(manifest.get("name")), _str_or_none(manifest.get("version")))
-        if not p.exists():
-            raise BundleError(f"{p} does not exist")
-        if p.suffix not in (".onnx", ".ort"):
-            raise BundleError(f"{p} is neither a bundle directory nor a .onnx/.ort model file")
-        data = p.read_bytes()
-        if not data:
-            raise BundleError(f"{p} is empty")
-        return cls(data, _sha256(data), None, str(p), "ort" if p.suffix == ".ort" else "onnx", p.stem, None)
+        bundle, data, target = read_model(p, target)
+        if bundle is None:
+            return cls(data, _sha256(data), None, str(p), target, p.stem, None)
+        # Only the model file matters for scoring: checked against the manifest as read, and again
+        # on every worker the bytes are sent to.
+        model_file = MODEL_FILES[target]
+        manifest = bundle.manifest
+        return cls(data, str(bundle.files[model_file]["sha256"]), manifest.get("schema") or {}, str(p / model_file),
+                   target, _str_or_none(manifest.get("name")), _str_or_none(manifest.get("version")))
 
     @cached_property
     def key(self) -> str:

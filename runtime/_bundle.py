@@ -21,7 +21,7 @@ from typing import Any
 
 from ._errors import BundleError
 
-__all__ = ["BUNDLE_FORMAT", "Bundle", "read_bundle", "sha256_file", "MODEL_FILES"]
+__all__ = ["BUNDLE_FORMAT", "Bundle", "read_bundle", "read_model", "sha256_file", "MODEL_FILES"]
 
 BUNDLE_FORMAT = 1
 # The files a runtime can execute, in the order ``load`` prefers them.
@@ -158,3 +158,27 @@ def read_bundle(path: Path, *, verify_hashes: bool = True) -> Bundle:
     if verify_hashes:
         bundle.check_all()
     return bundle
+
+
+def read_model(path: Path, target: str = "onnx") -> tuple[Bundle | None, bytes, str]:
+    """(the bundle or None for a bare file, the model's bytes, its target) for ``load`` and the batch scorer.
+
+    A bundle's model file is checked against the manifest as it is read, so onnxruntime gets the
+    very bytes that were hashed; the bundle's other files are the caller's business.
+    """
+    if path.is_dir():
+        if target not in MODEL_FILES:
+            raise BundleError(f"unknown target {target!r}; expected one of {sorted(MODEL_FILES)}")
+        bundle = read_bundle(path, verify_hashes=False)
+        model_file = MODEL_FILES[target]
+        if not bundle.has(model_file):
+            raise BundleError(f"{path} has no {model_file} (the manifest lists {', '.join(sorted(bundle.files))})")
+        return bundle, bundle.read(model_file), target
+    if not path.exists():
+        raise BundleError(f"{path} does not exist")
+    if path.suffix not in (".onnx", ".ort"):
+        raise BundleError(f"{path} is neither a bundle directory nor a .onnx/.ort model file")
+    data = path.read_bytes()
+    if not data:
+        raise BundleError(f"{path} is empty: the file was truncated; export it again or restore it")
+    return None, data, "ort" if path.suffix == ".ort" else "onnx"

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._bundle import MODEL_FILES, Bundle, read_bundle
+from ._bundle import MODEL_FILES, Bundle, read_model
 from ._errors import BundleError, SchemaError
 from ._parity import ParityRow, compare_outputs
 from ._schema import InputPlan, Schema
@@ -285,25 +285,13 @@ def load(path: str | os.PathLike[str], *, target: str = "onnx", threads: int | N
     how many chunks a large batch may run in at once (default: the CPU count; 1 never splits).
     """
     p = Path(path)
-    if p.is_dir():
-        if target not in MODEL_FILES:
-            raise BundleError(f"unknown target {target!r}; expected one of {sorted(MODEL_FILES)}")
-        bundle = read_bundle(p, verify_hashes=False)
-        model_file = MODEL_FILES[target]
-        if not bundle.has(model_file):
-            raise BundleError(f"{p} has no {model_file} (the manifest lists {', '.join(sorted(bundle.files))})")
-        data = bundle.read(model_file)  # checked as read: onnxruntime gets the bytes that were hashed
-        bundle.check_all(skip=model_file)
-        schema_json = bundle.manifest.get("schema")
-        if not isinstance(schema_json, dict):
-            raise BundleError(f"{p}/manifest.json has no schema: the manifest is corrupt; export the model again")
-        schema = Schema.from_json(schema_json)
-        return Model(data, schema, source=p / model_file, bundle=bundle, target=target, threads=threads)
-    if not p.exists():
-        raise BundleError(f"{p} does not exist")
-    if p.suffix not in (".onnx", ".ort"):
-        raise BundleError(f"{p} is neither a bundle directory nor a .onnx/.ort model file")
-    data = p.read_bytes()
-    if not data:
-        raise BundleError(f"{p} is empty: the file was truncated; export it again or restore it")
-    return Model(data, None, source=p, target="ort" if p.suffix == ".ort" else "onnx", threads=threads)
+    bundle, data, target = read_model(p, target)
+    if bundle is None:  # a bare file: its schema is in its own metadata
+        return Model(data, None, source=p, target=target, threads=threads)
+    model_file = MODEL_FILES[target]
+    bundle.check_all(skip=model_file)
+    schema_json = bundle.manifest.get("schema")
+    if not isinstance(schema_json, dict):
+        raise BundleError(f"{p}/manifest.json has no schema: the manifest is corrupt; export the model again")
+    return Model(data, Schema.from_json(schema_json), source=p / model_file, bundle=bundle, target=target,
+                 threads=threads)

@@ -17,6 +17,7 @@ from typing import Any
 
 from skedge.runtime._schema import Schema
 
+from .._steps import run_converter, unsupported
 from ._builder import ARRAY, DOUBLE, INT64, SPEC_VERSION, STRING, Builder, CoreMLUnsupported, Var, describe
 from ._context import Context
 from ._proto import proto
@@ -28,29 +29,13 @@ COREML_FORMAT = "1"
 META_SCHEMA = "skedge.schema"
 
 
-def _unsupported(name: str, step: Any) -> CoreMLUnsupported:
-    cls = type(step).__name__
-    if type(step) in REFUSED:
-        return CoreMLUnsupported(f"step {name!r} ({cls}) cannot be exported to Core ML: {REFUSED[type(step)]}")
-    return CoreMLUnsupported(
-        f"step {name!r} ({cls}) has no Core ML converter. Supported: {', '.join(supported_names())}. "
-        f"Register one with skedge.exporter.register_converter({cls}, coreml=...)"
-    )
-
-
 def convert_step(b: Builder, name: str, step: Any, x: Any, ctx: Context) -> Any:
     conv = lookup(step)
     if conv is None:
-        raise _unsupported(name, step)
-    try:
-        return conv(b, step, x, ctx)
-    except CoreMLUnsupported as exc:
-        text = str(exc)
-        if text.startswith("step "):
-            raise
-        raise CoreMLUnsupported(f"step {name!r} ({type(step).__name__}): {text}") from exc
-    except (ValueError, TypeError, AttributeError, KeyError, IndexError) as exc:
-        raise CoreMLUnsupported(f"step {name!r} ({type(step).__name__}) cannot be exported to Core ML: {exc}") from exc
+        raise unsupported(name, step, error=CoreMLUnsupported, target="Core ML", refused=REFUSED,
+                          supported=supported_names(), keyword="coreml")
+    return run_converter(conv, (b, step, x, ctx), name=name, step=step, error=CoreMLUnsupported,
+                         target="Core ML")
 
 
 def _version(dist: str) -> str:

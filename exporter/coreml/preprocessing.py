@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._steps import resolve_columns
 from ._builder import ARRAY, DOUBLE, STRING, Builder, CoreMLUnsupported, Var
 from ._context import Context
 from .clipper import clip_array
@@ -54,7 +55,7 @@ def convert_column_transformer(b: Builder, ct: Any, x: Any, ctx: Context) -> Var
     names = list(getattr(ct, "feature_names_in_", []))
     parts: list[Var] = []
     for name, trans, columns in ct.transformers_:
-        idx = _resolve_columns(columns, names, len(cols))
+        idx = resolve_columns(columns, names, len(cols))
         if (isinstance(trans, str) and trans == "drop") or not idx:
             continue
         sub = [cols[i] for i in idx]
@@ -72,21 +73,10 @@ def convert_column_transformer(b: Builder, ct: Any, x: Any, ctx: Context) -> Var
     return b.vectorize(parts, "ct_out")
 
 
-def _resolve_columns(columns: Any, names: list[str], n: int) -> list[int]:
-    if isinstance(columns, slice):
-        return list(range(n))[columns]
-    if isinstance(columns, str | int):
-        columns = [columns]
-    cols = list(np.asarray(columns).tolist()) if not isinstance(columns, list) else columns
-    if cols and isinstance(cols[0], bool):
-        return [i for i, keep in enumerate(cols) if keep]
-    return [names.index(c) if isinstance(c, str) else int(c) for c in cols]
-
-
 def convert_function_transformer(b: Builder, step: Any, x: Any, ctx: Context) -> Any:
     """The identity (``func=None``): what a ColumnTransformer's ``"passthrough"`` becomes once fitted."""
     if step.func is not None:
-        raise CoreMLUnsupported("cannot be exported to Core ML: it runs arbitrary Python code, which cannot be "
+        raise CoreMLUnsupported("it runs arbitrary Python code, which cannot be "
                                 "written as a Core ML model; write the step as a class and register a converter")
     return x
 

@@ -12,6 +12,7 @@ from onnx import helper
 from skedge.runtime._errors import ExportError
 from skedge.runtime._schema import Schema
 
+from .._steps import run_converter, unsupported
 from ._builder import DOUBLE, INT64, OPSETS, STRING, Graph, Var
 from ._context import Context
 from ._table import REFUSED, lookup, supported_names
@@ -23,28 +24,12 @@ ONNX_FORMAT = "1"
 OUTPUT_NAMES = {"label": "label", "probabilities": "probabilities", "value": "variable", "score": "scores"}
 
 
-def _unsupported(name: str, step: Any) -> ExportError:
-    cls = type(step).__name__
-    if type(step) in REFUSED:
-        return ExportError(f"step {name!r} ({cls}) cannot be exported: {REFUSED[type(step)]}.")
-    return ExportError(
-        f"step {name!r} ({cls}) has no ONNX converter. Supported: {', '.join(supported_names())}.\n"
-        f"  Register one with skedge.exporter.register_converter({cls}, onnx=...); see README, \"Custom steps\"."
-    )
-
-
 def convert_step(g: Graph, name: str, step: Any, x: Any, ctx: Context) -> Any:
     conv = lookup(step)
     if conv is None:
-        raise _unsupported(name, step)
-    try:
-        return conv(g, step, x, ctx)
-    except ExportError as exc:
-        if str(exc).startswith("step "):
-            raise
-        raise ExportError(f"step {name!r} ({type(step).__name__}) cannot be exported: {exc}") from exc
-    except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise ExportError(f"step {name!r} ({type(step).__name__}) cannot be exported: {exc}") from exc
+        raise unsupported(name, step, error=ExportError, target="ONNX", refused=REFUSED,
+                          supported=supported_names(), keyword="onnx")
+    return run_converter(conv, (g, step, x, ctx), name=name, step=step, error=ExportError, target="ONNX")
 
 
 def _classes_const(g: Graph, classes: np.ndarray) -> tuple[str, int]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .._steps import resolve_columns
 from ._builder import BOOL, DOUBLE, STRING, Graph, Var
 from ._context import Context
 
@@ -83,7 +84,7 @@ def convert_column_transformer(g: Graph, ct: Any, x: Var | list[Var], ctx: Conte
     origin: list[str | None] = []
     in_origin = ctx.origin or [None] * len(cols)
     for name, trans, columns in ct.transformers_:
-        idx = _resolve_columns(columns, names, len(cols))
+        idx = resolve_columns(columns, names, len(cols))
         if trans == "drop" or not idx:
             continue
         sub = [cols[i] for i in idx]
@@ -104,17 +105,6 @@ def convert_column_transformer(g: Graph, ct: Any, x: Var | list[Var], ctx: Conte
         raise ValueError("the ColumnTransformer outputs no columns")
     ctx.origin = origin
     return g.matrix(parts, "ct_out")
-
-
-def _resolve_columns(columns: Any, names: list[str], n: int) -> list[int]:
-    if isinstance(columns, slice):
-        return list(range(n))[columns]
-    if isinstance(columns, str | int):
-        columns = [columns]
-    cols = list(np.asarray(columns).tolist()) if not isinstance(columns, list) else columns
-    if cols and isinstance(cols[0], bool):
-        return [i for i, keep in enumerate(cols) if keep]
-    return [names.index(c) if isinstance(c, str) else int(c) for c in cols]
 
 
 def convert_pipeline_steps(g: Graph, pipe: Any, x: Var | list[Var], ctx: Context) -> Any:
