@@ -16,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _table(head: list[str], rows: list[list[Any]]) -> str:
     cells = [[str(c) for c in r] for r in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(head)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
-           "  ".join("-" * w for w in widths)]
+    out = [] if not any(head) else ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+                                    "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
     return "\n".join(out)
 
@@ -45,12 +45,19 @@ def run(args: argparse.Namespace) -> int:
     say(_table(["feature", "kind", "nullable", "range / categories", "missing"], rows))
     if m.get("metrics"):
         say("\n" + bold("metrics (holdout)"))
-        say(_table(["metric", "value", "gate"], [[k, f"{v:.4f}" if isinstance(v, float) else v,
-                                                  m.get("gates", {}).get(k, "")] for k, v in m["metrics"].items()]))
+        gates = m.get("gates", {})
+
+        def gate(k: str) -> str:
+            g = gates.get(k) or {}
+            return f">= {g['min']}" if "min" in g else (f"<= {g['max']}" if "max" in g else "")
+
+        say(_table(["metric", "value", "gate"], [[k, f"{v:.4f}" if isinstance(v, float) else v, gate(k)]
+                                                 for k, v in m["metrics"].items()]))
     say("\n" + bold("parity"))
-    say(_table(["target", "rows", "labels agree", "max abs diff", "bound", "result"],
+    say(_table(["target", "rows", "labels agree", "max abs diff", "max rel diff", "bound", "result"],
                [[t, r["rows"], "—" if r["label_agreement"] is None else f"{r['label_agreement']:.2%}",
-                 f"{r['max_abs_diff']:.3g}", f"{r['bound']:.0e}", "pass" if r["passed"] else "FAIL"]
+                 f"{r['max_abs_diff']:.3g}", f"{r['max_rel_diff']:.3g}", f"{r['bound']:.0e}",
+                 "pass" if r["passed"] else "FAIL"]
                 for t, r in m.get("parity", {}).items()]))
     for t, why in (m.get("unavailable_targets") or {}).items():
         say(f"  {t}: not exported — {why}")

@@ -113,7 +113,7 @@ def _coreml(pipeline: Any, schema: Schema, name: str, version: str) -> tuple[byt
 
 def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0.0",
           schema: Schema | None = None, nullable: dict[str, bool] | bool | None = None, seed: int = 0,
-          metrics: dict[str, float] | None = None, gates: dict[str, float] | None = None,
+          metrics: dict[str, float] | None = None, gates: dict[str, dict[str, float]] | None = None,
           provenance: dict[str, Any] | None = None, reports: dict[str, bytes] | None = None,
           description: str | None = None, targets: tuple[str, ...] = ("onnx", "ort", "coreml"),
           tolerance: dict[str, Any] | None = None) -> Exported:

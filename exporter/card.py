@@ -56,7 +56,8 @@ def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, rep
         out.append("")
     gates = manifest.get("gates") or {}
     if gates:
-        out += ["Quality gates (minimums): " + ", ".join(f"{k} ≥ {v}" for k, v in gates.items()), ""]
+        shown = [f"{k} ≥ {g['min']}" if "min" in g else f"{k} ≤ {g['max']}" for k, g in gates.items()]
+        out += ["Quality gates (all met): " + ", ".join(shown), ""]
     out += ["## Parity with scikit-learn", "", parity_md]
     for target, reason in (manifest.get("unavailable_targets") or {}).items():
         out.append(f"- {target}: not exported — {reason}")

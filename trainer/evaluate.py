@@ -10,7 +10,7 @@ from sklearn import metrics as skm
 
 from skedge.runtime._errors import ConfigError, GateError
 
-__all__ = ["evaluate", "check_gates", "plots", "LOWER_IS_BETTER", "METRICS"]
+__all__ = ["evaluate", "check_gates", "describe_gates", "plots", "LOWER_IS_BETTER", "METRICS"]
 
 LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "contamination_gap"})
 METRICS = {
@@ -60,6 +60,11 @@ def check_gates(task: str, metrics: dict[str, Any], gates: dict[str, float]) -> 
         if name not in LOWER_IS_BETTER and value < bound:
             raise GateError(f"quality gate failed: {name} = {value:.4f} is below the minimum {bound}; "
                             "no bundle was written")
+
+
+def describe_gates(gates: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Gates as the manifest records them: ``{"accuracy": {"min": 0.95}, "rmse": {"max": 300.0}}``."""
+    return {k: ({"max": v} if k in LOWER_IS_BETTER else {"min": v}) for k, v in gates.items()}
 
 
 def _png(fig: Any) -> bytes:

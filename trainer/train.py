@@ -20,7 +20,7 @@ from skedge.runtime._parity import ParityRow
 from .config import Config, load_config
 from .data import load_table, prepare, split
 from .estimators import REGISTRY, make_estimator
-from .evaluate import check_gates, evaluate, plots
+from .evaluate import check_gates, describe_gates, evaluate, plots
 from .features import build_preprocessor
 
 __all__ = ["train", "fit", "TrainResult"]
@@ -103,7 +103,7 @@ def train(config: str | Path | Config, out: str | Path = "models", *, version: s
         exported = build(
             pipe, golden_sample, name=cfg.name, version=version, schema=schema, seed=cfg.seed,
             metrics={k: v for k, v in metrics.items() if isinstance(v, float)},
-            gates=dict(cfg.evaluation.gates), reports=info["reports"], description=cfg.description,
+            gates=describe_gates(dict(cfg.evaluation.gates)), reports=info["reports"], description=cfg.description,
             targets=tuple(cfg.export.targets), tolerance={"abs": cfg.export.tolerance, "rel": cfg.export.tolerance},
             provenance={"config_sha256": cfg.sha256, "data": info["data"], "git_commit": _git_commit(cfg.base_dir),
                         "estimator_params": {k: repr(v) for k, v in sorted(pipe.steps[-1][1].get_params().items())},
