@@ -160,7 +160,8 @@ def test_function_transformer_the_identity_passes_any_other_is_refused() -> None
 
     tanh = Pipeline([("features", ct), ("squash", FunctionTransformer(np.tanh)),
                      ("model", RandomForestClassifier(n_estimators=4, random_state=0))]).fit(df, y)
-    with pytest.raises(CoreMLUnsupported, match="step 'squash' .FunctionTransformer. cannot be exported to Core ML: it runs arbitrary Python code"):
+    with pytest.raises(CoreMLUnsupported, match="step 'squash' .FunctionTransformer. cannot be exported to Core ML: "
+                                                "it runs arbitrary Python code"):
         to_coreml(tanh, schema, name="tanh", version="1.0.0")
 
 
