@@ -69,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
              ["python", prov.get("python", "")], ["platform", prov.get("platform", "")],
              ["git commit", prov.get("git_commit", "")]]
     items += [[k, v] for k, v in sorted((prov.get("libraries") or {}).items())]
-    say(_table(["", ""], [i for i in items if i[1] != ""]))
+    say(_table(["", ""], [i for i in items if i[1] not in ("", None)]))
     say("\nfiles: " + ", ".join(sorted(m["files"])))
     return 0

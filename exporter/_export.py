@@ -78,6 +78,30 @@ def frame_sha256(frame: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
+def _check_can_export(pipeline: Any, final: Any, sample: pd.DataFrame) -> None:
+    """Refuse, in words, what would otherwise fail deep inside the export."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    try:
+        check_is_fitted(final)
+    except NotFittedError:
+        raise ExportError(f"the pipeline is not fitted ({type(final).__name__} has not seen data): "
+                          "fit it before exporting") from None
+    odd = [c for c in sample.columns if not isinstance(c, str)]
+    if odd:
+        raise ExportError(f"sample column {odd[0]!r} is not named by a string: name the columns "
+                          "(pd.DataFrame(X, columns=[...])), fit the pipeline on that frame, and export it")
+    dupes = sorted({c for c in sample.columns if list(sample.columns).count(c) > 1})
+    if dupes:
+        raise ExportError(f"sample has the column {dupes[0]!r} more than once: column names must be unique")
+    try:
+        pipeline.predict(sample.head(200))
+    except ValueError as exc:
+        raise ExportError(f"sklearn cannot predict the sample rows ({' '.join(str(exc).split())[:300]}); the "
+                          "sample must be rows the pipeline accepts, like its training data") from None
+
+
 def _task(final: Any) -> str:
     if is_classifier(final):
         return "classification"
@@ -121,6 +145,7 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     if not isinstance(sample, pd.DataFrame) or sample.empty:
         raise ExportError("sample must be a non-empty pandas DataFrame of representative input rows")
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    _check_can_export(pipeline, final, sample)
     task = _task(final)
     classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
     feature_names = getattr(pipeline, "feature_names_in_", None)
@@ -138,6 +163,10 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
                          classes=classes)
     policy = {f.name: ("error" if f.name in ctx.strict_category_fields else "ignore")
               for f in schema.features if f.kind == "category"}
+    # the categories the fitted encoders know, not only those the sample happens to hold
+    known = tuple(dataclasses.replace(f, categories=tuple(sorted({*(f.categories or ()), *ctx.categories[f.name]})))
+                  if f.kind == "category" and f.name in ctx.categories else f for f in schema.features)
+    schema = dataclasses.replace(schema, features=known)
     features = tuple(_refuse_unknown_missing(pipeline, sample, f) if policy.get(f.name) == "error" else f
                      for f in schema.features)
     schema = Schema(features=features, task=task, classes=cls_json, outputs=outputs,

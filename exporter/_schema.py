@@ -22,6 +22,9 @@ def infer_kind(col: pd.Series) -> str:
         return "integer"
     if pd.api.types.is_numeric_dtype(col):
         return "number"
+    if isinstance(col.dtype, pd.CategoricalDtype) and not all(isinstance(c, str) for c in col.cat.categories):
+        raise DataError(f"column {col.name!r}: a categorical of {col.cat.categories.dtype} values is not "
+                        "supported; cast it to str (categories) or to a number")
     if isinstance(col.dtype, pd.CategoricalDtype) or pd.api.types.is_object_dtype(col) \
             or pd.api.types.is_string_dtype(col):
         values = [v for v in col.tolist() if not is_missing(v)]

@@ -20,6 +20,10 @@ E = TypeVar("E", bound=Exception)
 def resolve_columns(columns: Any, names: list[str], n: int) -> list[int]:
     """A fitted ColumnTransformer's column spec (names, indices, a slice or a mask) as input indices."""
     if isinstance(columns, slice):
+        if isinstance(columns.start, str) or isinstance(columns.stop, str):  # by name: both ends included
+            start = names.index(columns.start) if columns.start is not None else 0
+            stop = names.index(columns.stop) + 1 if columns.stop is not None else n
+            return list(range(start, stop))[::columns.step or 1]
         return list(range(n))[columns]
     if isinstance(columns, str | int):
         columns = [columns]

@@ -43,7 +43,7 @@ def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, rep
     data = prov.get("data", {})
     if data:
         out.append(f"- source: `{data.get('path', 'a DataFrame')}`, sha256 `{str(data.get('sha256', ''))[:16]}…`")
-        for k in ("rows", "train_rows", "holdout_rows"):
+        for k in ("rows", "rows_without_target", "train_rows", "holdout_rows"):
             if k in data:
                 out.append(f"- {k.replace('_', ' ')}: {data[k]}")
     out.append(f"- estimator: {manifest.get('estimator', '')}")

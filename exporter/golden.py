@@ -55,10 +55,8 @@ def _reference_outputs(pipeline: Any, rows: list[dict[str, Any]], schema: Schema
 
 
 def _labels(values: Any) -> list[Any]:
-    out = []
-    for v in np.asarray(values).tolist():
-        out.append(v if isinstance(v, int | str) else (int(v) if float(v).is_integer() else v))
-    return out
+    # as Python values of the classes' own type (1.0 stays a float: the model answers 1.0, not 1)
+    return list(np.asarray(values).tolist())
 
 
 def _predictable(pipeline: Any, rows: list[dict[str, Any]], schema: Schema) -> list[dict[str, Any]]:

@@ -153,7 +153,8 @@ def _first_line(exc: BaseException) -> str:
 def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: int) -> Iterator[Chunk]:
     where = f"{path}: "
     kinds = {f.name: f.kind for f in schema.features}
-    with open(path, newline="", encoding="utf-8") as fh:
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark that would otherwise stick to the first name
+    with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
         index = {name: i for i, name in reversed(list(enumerate(header)))}  # first of a repeated name
@@ -168,7 +169,8 @@ def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: i
         feats: dict[str, list[Any]] = {n: [] for n in kinds}
         carried: dict[str, list[Any]] = {k: [] for k in keep}
         offset = 0
-        for i, rec in enumerate(reader):
+        # blank lines are not rows (as pandas reads them): rows are counted without them
+        for i, rec in enumerate(r for r in reader if r):
             if len(rec) < width:  # a short line: its missing cells are empty, as csv.DictReader reads them
                 rec = rec + [""] * (width - len(rec))
             for n, kind in kinds.items():

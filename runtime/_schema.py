@@ -197,6 +197,11 @@ def _is_frame(rows: Any) -> bool:
     return hasattr(rows, "columns") and hasattr(rows, "iloc") and hasattr(rows, "dtypes")
 
 
+def _is_series(rows: Any) -> bool:
+    # a pandas Series, recognised without importing pandas
+    return type(rows).__name__ == "Series" and type(rows).__module__.startswith("pandas") and hasattr(rows, "to_dict")
+
+
 def _plain_number_type(t: type, boolean: bool) -> bool:
     if issubclass(t, bool | np.bool_):
         return boolean
@@ -267,6 +272,8 @@ class InputPlan:
             return self._one(rows), 1, True
         if _is_frame(rows):
             return (*self._frame(rows), False)
+        if _is_series(rows):  # df.iloc[i]: one row, labelled by field
+            return self._one(rows.to_dict()), 1, True
         if isinstance(rows, str | bytes) or not isinstance(rows, Iterable):
             raise SchemaError(
                 f"expected a dict (one row), a list of dicts, a dict of columns or a DataFrame, got {_describe(rows)}"

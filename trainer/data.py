@@ -103,7 +103,7 @@ def prepare(frame: pd.DataFrame, *, target: str | None, drop: list[str], kinds: 
 def split(ds: Dataset, *, holdout: float, seed: int, stratify: bool
           ) -> tuple[pd.DataFrame, pd.DataFrame, Any, Any]:
     strat = None
-    if stratify and ds.y is not None and ds.y.dtype == object:
+    if stratify and ds.y is not None:
         counts = ds.y.value_counts()
         if counts.min() >= 2:
             strat = ds.y

@@ -51,7 +51,7 @@ def evaluate(task: str, pipeline: Any, X: Any, y: Any) -> dict[str, Any]:
 def check_gates(task: str, metrics: dict[str, Any], gates: dict[str, float]) -> None:
     for name, bound in gates.items():
         if name not in METRICS[task]:
-            raise ConfigError(f"evaluation.gates.{name}: not a {task} metric; expected one of "
+            raise ConfigError(f"evaluation.gates.{name}: not a metric of {task}; expected one of "
                               f"{', '.join(METRICS[task])}")
         value = metrics[name]
         if name in LOWER_IS_BETTER and value > bound:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -9,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from skedge.exporter._export import build
 from skedge.exporter.bundle import bundle_path, write_bundle
-from skedge.runtime._errors import ExportError, ParityError
+from skedge.runtime._errors import DataError, ExportError, ParityError
 from skedge.runtime._parity import ParityRow
 
 from .config import Config, load_config
@@ -36,12 +38,21 @@ class TrainResult:
     pipeline: Pipeline
 
 
+# A numeric target with at most this many distinct whole values is taken as class labels (a 0/1 column
+# that pandas read as float because of blank cells is still a label); set model.task to say otherwise.
+MAX_INFERRED_CLASSES = 20
+
+
 def _task(cfg: Config, y: pd.Series | None) -> str:
     if cfg.model.task:
         return cfg.model.task
     if y is None:
         return "anomaly"
-    return "regression" if pd.api.types.is_float_dtype(y) else "classification"
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    values = y.to_numpy(dtype=np.float64)
+    whole = bool(np.all(values == np.floor(values)))
+    return "classification" if whole and y.nunique() <= MAX_INFERRED_CLASSES else "regression"
 
 
 def _git_commit(where: Path) -> str | None:
@@ -60,6 +71,8 @@ def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, di
         ds = prepare(frame, target=cfg.data.target, drop=cfg.data.drop, kinds=dict(cfg.data.kinds),
                      source=str(cfg.data_path()))
     task = _task(cfg, ds.y)
+    if task == "classification" and ds.y is not None and pd.api.types.is_float_dtype(ds.y):
+        ds = dataclasses.replace(ds, y=ds.y.astype(np.int64))  # labels 0/1, not 0.0/1.0
     est = make_estimator(cfg.model.estimator, task, cfg.model.params, cfg.seed)
     scale = {"auto": REGISTRY[cfg.model.estimator].needs_scaling, "always": True, "never": False}[cfg.features.scale]
     X_tr, X_te, y_tr, y_te = split(ds, holdout=cfg.evaluation.holdout, seed=cfg.seed,
@@ -69,6 +82,12 @@ def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, di
     with step(f"fit {type(est).__name__} on {len(X_tr)} rows"):
         pipe.fit(X_tr, y_tr) if y_tr is not None else pipe.fit(X_tr)
     with step("evaluate on the holdout"):
+        if task == "classification":
+            unseen = sorted(set(map(str, y_te)) - set(map(str, pipe.classes_)))
+            if unseen:
+                raise DataError(f"class {unseen[0]!r} of {cfg.data.target!r} appears only in the holdout: it has too "
+                                f"few rows to learn from ({pipe.classes_.size} classes were). Remove its rows, "
+                                "or if the target is a quantity set model.task = \"regression\"")
         metrics = evaluate(task, pipe, X_te, y_te)
         check_gates(task, metrics, cfg.evaluation.gates)
         reports = plots(task, pipe, X_te, y_te)

@@ -106,11 +106,13 @@ class Ensemble:
             n.nodeId = node
             if left[node] == -1:
                 n.nodeBehavior = self._leaf
-                for dim, value in leaves[node]:
-                    if value != 0.0:  # adding 0.0 changes no sum: leave it out
-                        e = n.evaluationInfo.add()
-                        e.evaluationIndex = dim
-                        e.evaluationValue = float(value)
+                # adding 0.0 changes no sum: leave it out, but a leaf still states one value
+                # (a leaf of all zeros, e.g. a zero-inflated target, says 0.0 for its first dimension)
+                values = [(dim, value) for dim, value in leaves[node] if value != 0.0] or leaves[node][:1]
+                for dim, value in values:
+                    e = n.evaluationInfo.add()
+                    e.evaluationIndex = dim
+                    e.evaluationValue = float(value)
             else:
                 n.nodeBehavior = self._leq
                 n.branchFeatureIndex = int(feature[node])

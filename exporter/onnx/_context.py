@@ -21,5 +21,8 @@ class Context:
     # fields whose unseen categories sklearn would reject: the runtime must reject them too
     strict_category_fields: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    # input field -> the categories a fitted encoder knows for it (the schema must know them all,
+    # not only those that happen to be in the export sample)
+    categories: dict[str, set[str]] = field(default_factory=dict)
     # column index (in the current matrix) -> input feature name, kept while it is known
     origin: list[str | None] | None = None

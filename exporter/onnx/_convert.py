@@ -13,7 +13,7 @@ from skedge.runtime._errors import ExportError
 from skedge.runtime._schema import Schema
 
 from .._steps import run_converter, unsupported
-from ._builder import DOUBLE, INT64, OPSETS, STRING, Graph, Var
+from ._builder import BOOL, DOUBLE, INT64, OPSETS, STRING, Graph, Var
 from ._context import Context
 from ._table import REFUSED, lookup, supported_names
 
@@ -33,6 +33,8 @@ def convert_step(g: Graph, name: str, step: Any, x: Any, ctx: Context) -> Any:
 
 
 def _classes_const(g: Graph, classes: np.ndarray) -> tuple[str, int]:
+    if classes.dtype.kind == "b":  # a bool label stays a bool: `if model.predict(row):` must mean what it says
+        return g.const(classes.astype(bool), "classes"), BOOL
     if classes.dtype.kind in "iu":
         return g.const(classes.astype(np.int64), "classes"), INT64
     if classes.dtype.kind == "f":

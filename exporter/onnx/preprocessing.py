@@ -195,6 +195,11 @@ def _category_field(ctx: Context, j: int) -> str | None:
     return None
 
 
+def _known(ctx: Context, field: str | None, col: Var, cats: Any) -> None:
+    if field is not None and col.dtype == STRING:
+        ctx.categories.setdefault(field, set()).update(str(c) for c in cats if not is_missing_category(c))
+
+
 def convert_one_hot(g: Graph, enc: Any, x: Var | list[Var], ctx: Context) -> Var:
     if getattr(enc, "_infrequent_enabled", False):
         raise ValueError("OneHotEncoder with infrequent categories (min_frequency/max_categories) is not supported")
@@ -206,6 +211,7 @@ def convert_one_hot(g: Graph, enc: Any, x: Var | list[Var], ctx: Context) -> Var
     origin: list[str | None] = []
     for j, (c, cats) in enumerate(zip(cols, enc.categories_, strict=True)):
         field = _category_field(ctx, j)
+        _known(ctx, field, c, cats)
         if enc.handle_unknown == "error" and field is not None:
             ctx.strict_category_fields.add(field)
         keep = list(range(len(cats)))
@@ -228,13 +234,22 @@ def convert_ordinal(g: Graph, enc: Any, x: Var | list[Var], ctx: Context) -> Var
     missing_code = float(enc.encoded_missing_value)
     unknown = enc.unknown_value if enc.handle_unknown == "use_encoded_value" else None
     for j, (c, cats) in enumerate(zip(cols, enc.categories_, strict=True)):
-        if unknown is None and (field := _category_field(ctx, j)) is not None:
+        field = _category_field(ctx, j)
+        _known(ctx, field, c, cats)
+        if unknown is None and field is not None:
             ctx.strict_category_fields.add(field)
         eq = _match(g, c, list(cats), "ord")
-        codes = np.array([missing_code if is_missing_category(v) else float(k) for k, v in enumerate(cats)],
-                         dtype=np.float64)
+        missing_at = [k for k, v in enumerate(cats) if is_missing_category(v)]
+        # codes by MatMul with the one-hot row; the missing category's code may be NaN, and 0 * NaN is NaN,
+        # so it is 0 in the product and put in by Where afterwards
+        codes = np.array([0.0 if k in missing_at else float(k) for k in range(len(cats))], dtype=np.float64)
         onehot = g.op1("Cast", [eq], "ord_onehot", to=DOUBLE)
         code = g.op1("MatMul", [onehot, g.const(codes.reshape(-1, 1), "ord_codes")], "ord_code")
+        if missing_at:
+            is_missing = g.op1("Cast", [g.op1("Gather", [onehot, g.const(np.array(missing_at[:1], dtype=np.int64),
+                                                                          "idx")], "ord_miss_col", axis=1)],
+                               "ord_is_missing", to=BOOL)
+            code = g.op1("Where", [is_missing, g.const(np.array([[missing_code]]), "ord_miss"), code], "ord_code")
         seen = g.op1("Cast", [g.op1("ReduceMax", [onehot, g.const(np.array([1], dtype=np.int64), "axis1")],
                                      "ord_seen", keepdims=1)], "ord_seen_b", to=BOOL)
         fallback = float(unknown) if unknown is not None else np.nan

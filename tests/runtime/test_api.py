@@ -140,3 +140,14 @@ def test_exact_ties_go_to_the_first_class_like_sklearn(tmp_path: Path) -> None:
     assert list(model.predict(rows)) == list(pipe.predict(pd.DataFrame(rows))) == ["aardvark"] * 4
     assert [model.predict(r) for r in rows] == ["aardvark"] * 4
     np.testing.assert_array_equal(model.predict_proba(rows), want_proba)
+
+
+def test_a_dataframe_row_as_a_series_is_one_row(penguins_bundle: Path) -> None:
+    import pandas as pd
+
+    from skedge.runtime import load
+
+    model = load(penguins_bundle)
+    frame = pd.read_csv(Path(__file__).resolve().parents[2] / "examples" / "penguins.csv")[model.schema.names]
+    assert model.predict(frame.iloc[0]) == model.predict(frame.iloc[[0]])[0]
+    assert model.predict_proba(frame.iloc[5]).shape == (3,)

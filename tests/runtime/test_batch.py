@@ -344,3 +344,15 @@ def test_importing_the_runtime_imports_no_dataframe_library() -> None:
             "print(sorted(m for m in ('pandas', 'pyarrow', 'dask', 'distributed') if m in sys.modules))")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "[]"
+
+
+def test_csv_with_a_byte_order_mark_and_blank_lines(scorer: BatchScorer, frame: pd.DataFrame, tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a BOM; editors leave blank lines: neither is a column or a row."""
+    rows = frame.head(3)
+    src = tmp_path / "excel.csv"
+    src.write_bytes(b"\xef\xbb\xbf" + rows.to_csv(index=False).encode() + b"\n\n")
+    dest = tmp_path / "pred.csv"
+    assert score_file(scorer, src, dest, "csv", ("id",)) == 3
+    got = pd.read_csv(dest)
+    assert got["id"].tolist() == rows["id"].tolist()
+    assert got["prediction"].tolist() == scorer.score(rows)["prediction"].tolist()

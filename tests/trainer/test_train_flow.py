@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -118,3 +119,25 @@ def test_parquet_and_csv_give_the_same_data_fingerprint(tmp_path: Path) -> None:
     result = train(_config(tmp_path, data=tmp_path / "p.parquet"), tmp_path / "models")
     manifest = (result.path / "manifest.json").read_text()
     assert a.sha256 in manifest
+
+
+def test_the_task_is_read_from_the_target(tmp_path: Path) -> None:
+    """A 0/1 column with blank cells is labels (pandas reads it as float); a many-valued count is a quantity."""
+    from skedge.trainer import fit
+
+    df = pd.read_csv(EXAMPLES / "penguins.csv")
+    df["heavy"] = (df["body_mass_g"] > 4200).astype(float)
+    df.loc[::17, "heavy"] = np.nan
+    df["mass_int"] = df["body_mass_g"].fillna(4000).astype(int)
+    data = tmp_path / "p.csv"
+    df.to_csv(data, index=False)
+    cfg = _config(tmp_path, data=data)
+    text = cfg.read_text().replace('target = "species"', 'target = "heavy"\ndrop = ["body_mass_g", "mass_int"]')
+    cfg.write_text(text)
+    pipe, info = fit(load_config(cfg))
+    assert info["task"] == "classification" and list(pipe.classes_) == [0, 1]
+    assert info["data"]["rows_without_target"] == len(df.index[::17])
+    cfg.write_text(text.replace('target = "heavy"', 'target = "mass_int"').replace('"mass_int"]', '"heavy"]')
+                   .replace("decision_tree", "random_forest").replace("max_depth = 1", "n_estimators = 5"))
+    _, info = fit(load_config(cfg))
+    assert info["task"] == "regression"
