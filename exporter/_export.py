@@ -145,15 +145,15 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     if not isinstance(sample, pd.DataFrame) or sample.empty:
         raise ExportError("sample must be a non-empty pandas DataFrame of representative input rows")
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
-    _check_can_export(pipeline, final, sample)
-    task = _task(final)
-    classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
     feature_names = getattr(pipeline, "feature_names_in_", None)
     if feature_names is not None:
         missing = [c for c in feature_names if c not in sample.columns]
         if missing:
             raise ExportError(f"sample lacks the column {missing[0]!r} the pipeline was fitted on")
         sample = sample[list(feature_names)]
+    _check_can_export(pipeline, final, sample)
+    task = _task(final)
+    classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
     features = schema.features if schema else infer_features(sample, nullable=nullable)
     outputs = {k: OUTPUT_NAMES[k] for k in _OUTPUTS[task]}
     cls_json = tuple(c.item() if hasattr(c, "item") else c for c in classes) if classes is not None else None
@@ -164,9 +164,14 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     policy = {f.name: ("error" if f.name in ctx.strict_category_fields else "ignore")
               for f in schema.features if f.kind == "category"}
     # the categories the fitted encoders know, not only those the sample happens to hold
-    known = tuple(dataclasses.replace(f, categories=tuple(sorted({*(f.categories or ()), *ctx.categories[f.name]})))
-                  if f.kind == "category" and f.name in ctx.categories else f for f in schema.features)
-    schema = dataclasses.replace(schema, features=known)
+    # (an imputer's fill value is a category of the encoder, not of the input, unless the data holds it)
+    def with_known(f: Feature) -> Feature:
+        if f.kind != "category" or f.name not in ctx.categories:
+            return f
+        extra = ctx.categories[f.name] - ctx.fills.get(f.name, set())
+        return dataclasses.replace(f, categories=tuple(sorted({*(f.categories or ()), *extra})))
+
+    schema = dataclasses.replace(schema, features=tuple(with_known(f) for f in schema.features))
     features = tuple(_refuse_unknown_missing(pipeline, sample, f) if policy.get(f.name) == "error" else f
                      for f in schema.features)
     schema = Schema(features=features, task=task, classes=cls_json, outputs=outputs,

@@ -24,5 +24,7 @@ class Context:
     # input field -> the categories a fitted encoder knows for it (the schema must know them all,
     # not only those that happen to be in the export sample)
     categories: dict[str, set[str]] = field(default_factory=dict)
+    # input field -> the values a string imputer fills in for missing ones
+    fills: dict[str, set[str]] = field(default_factory=dict)
     # column index (in the current matrix) -> input feature name, kept while it is known
     origin: list[str | None] | None = None

@@ -133,6 +133,8 @@ def convert_simple_imputer(g: Graph, imp: Any, x: Var | list[Var], ctx: Context)
             fill = stats[j]
             if is_missing_category(fill):  # sklearn drops a column it could not learn a value for
                 continue
+            if (field := _category_field(ctx, j)) is not None:
+                ctx.fills.setdefault(field, set()).add(str(fill))
             mask = g.op1("Equal", [c.name, empty], "imp_missing")
             f = g.const(np.array([str(fill)], dtype=object), "imp_fill")
             out.append(Var(g.op1("Where", [mask, f, c.name], "imputed"), STRING, 1))
