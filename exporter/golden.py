@@ -143,7 +143,7 @@ def _threshold_rows(pipeline: Any, base: dict[str, Any], schema: Schema, rng: np
     est = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     try:
         thresholds = tree_thresholds(est)
-    except AttributeError:
+    except (AttributeError, ValueError):
         return []
     if not thresholds:
         return []

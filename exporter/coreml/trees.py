@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .._sklearn_trees import hgb_trees
 from ._builder import ARRAY, DOUBLE, Builder, CoreMLUnsupported, Var
 from ._context import Context
 from ._proto import proto
@@ -247,26 +248,15 @@ def convert_gb_classifier(b: Builder, est: Any, x: Any, ctx: Context) -> dict[st
 
 
 def _hgb_sums(b: Builder, est: Any, x: Any, binary: bool, out: Var | None = None) -> Var:
-    if getattr(est, "_preprocessor", None) is not None or (
-            getattr(est, "is_categorical_", None) is not None and np.any(est.is_categorical_)):
-        raise CoreMLUnsupported("HistGradientBoosting with native categorical features is not supported; "
-                                "one-hot encode them in the pipeline instead")
     xa = _input(b, x, est.n_features_in_)
     k = est.n_trees_per_iteration_
     base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
     ens = Ensemble(2, [0.0, base[0]]) if binary else Ensemble(k, base.tolist())
-    for iteration in est._predictors:
-        for j, pred in enumerate(iteration):
-            nodes = pred.nodes
-            if np.any(nodes["is_categorical"]):
-                raise CoreMLUnsupported("HistGradientBoosting categorical splits are not supported")
-            leaf = nodes["is_leaf"].astype(bool)
-            left = np.where(leaf, -1, nodes["left"].astype(np.int64))
-            dim = 1 if binary else j
-            leaves = {int(n): [(dim, float(nodes["value"][n]))] for n in np.where(leaf)[0]}
-            # HistGradientBoosting compares float64 X with float64 thresholds: no float32 adjustment
-            ens.add_tree(left, nodes["right"], nodes["feature_idx"], nodes["num_threshold"].astype(np.float64),
-                         nodes["missing_go_to_left"], leaves)
+    # HistGradientBoosting compares float64 X with float64 thresholds: no float32 adjustment
+    for t in hgb_trees(est):
+        dim = 1 if binary else t.target
+        ens.add_tree(t.left, t.right, t.feature, t.threshold, t.missing_left,
+                     {n: [(dim, v)] for n, v in t.leaves.items()})
     return ens.emit(b, xa, out or b.var("hgb_raw", ARRAY, ens.params.numPredictionDimensions))
 
 

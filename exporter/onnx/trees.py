@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._sklearn_trees import hgb_trees
 from ._builder import DOUBLE, FLOAT, INT64, Graph, Var
 from ._context import Context
 
@@ -239,22 +240,11 @@ def convert_gb_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) 
 
 
 def _hgb_raw(g: Graph, est: Any, x: Var | list[Var]) -> Var:
-    if getattr(est, "_preprocessor", None) is not None or getattr(est, "is_categorical_", None) is not None \
-            and np.any(est.is_categorical_):
-        raise ValueError("HistGradientBoosting with native categorical features is not supported; "
-                         "one-hot encode them in the pipeline instead")
     k = est.n_trees_per_iteration_
     ens = Ensemble(n_targets=k)
-    for iteration in est._predictors:
-        for j, pred in enumerate(iteration):
-            nodes = pred.nodes
-            if np.any(nodes["is_categorical"]):
-                raise ValueError("HistGradientBoosting categorical splits are not supported")
-            leaf = nodes["is_leaf"].astype(bool)
-            left = np.where(leaf, -1, nodes["left"].astype(np.int64))
-            leaves = {int(n): [(j, float(nodes["value"][n]))] for n in np.where(leaf)[0]}
-            ens.add_tree(left, nodes["right"], nodes["feature_idx"], nodes["num_threshold"],
-                         nodes["missing_go_to_left"], leaves)
+    for t in hgb_trees(est):
+        leaves = {n: [(t.target, v)] for n, v in t.leaves.items()}
+        ens.add_tree(t.left, t.right, t.feature, t.threshold, t.missing_left, leaves)
     total = ens.emit(g, g.cast(g.matrix(x, "hgb_in"), DOUBLE), "hgb_sum")
     base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(1, -1)
     return Var(g.op1("Add", [total.name, g.const(base, "hgb_base")], "hgb_raw"), DOUBLE, k)
@@ -314,11 +304,8 @@ def tree_thresholds(est: Any) -> list[tuple[int, float]]:
     if hasattr(est, "tree_"):
         trees = [est]
     elif hasattr(est, "_predictors"):
-        for it in est._predictors:
-            for pred in it:
-                nodes = pred.nodes
-                for n in np.where(~nodes["is_leaf"].astype(bool))[0]:
-                    out.add((int(nodes["feature_idx"][n]), float(nodes["num_threshold"][n])))
+        for t in hgb_trees(est):
+            out.update((int(t.feature[n]), float(t.threshold[n])) for n in np.where(t.left != -1)[0])
         return sorted(out)
     elif hasattr(est, "estimators_"):
         trees = list(np.ravel(np.asarray(est.estimators_, dtype=object)))
