@@ -66,9 +66,26 @@ class EvaluationConfig(_Strict):
         description="metric -> bound: a minimum for scores (accuracy, r2, ...), a maximum for errors "
                     "(mae, rmse, log_loss)")
 
+    @field_validator("gates")
+    @classmethod
+    def _gates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_gates(v)
+
 
 Target = Literal["onnx", "ort", "coreml"]
 ALL_TARGETS: list[Target] = ["onnx", "ort", "coreml"]
+
+
+def _check_gates(gates: dict[str, float]) -> dict[str, float]:
+    from .evaluate import METRIC_RANGES
+
+    for name, bound in gates.items():
+        if name not in METRIC_RANGES:
+            raise ValueError(f"unknown metric {name!r}; gates take {', '.join(METRIC_RANGES)}")
+        lo, hi = METRIC_RANGES[name]
+        if not lo <= bound <= hi:
+            raise ValueError(f"a gate on {name} must lie in [{lo}, {hi}], got {bound}")
+    return gates
 
 
 class ExportConfig(_Strict):

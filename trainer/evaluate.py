@@ -10,9 +10,15 @@ from sklearn import metrics as skm
 
 from skedge.runtime._errors import ConfigError, GateError
 
-__all__ = ["evaluate", "check_gates", "describe_gates", "plots", "LOWER_IS_BETTER", "METRICS"]
+__all__ = ["evaluate", "check_gates", "describe_gates", "plots", "LOWER_IS_BETTER", "METRICS", "METRIC_RANGES"]
 
 LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "contamination_gap"})
+# the values a gate can sensibly name, per metric (a gate outside them is a typo, caught at config load)
+METRIC_RANGES = {
+    "accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "f1_macro": (0.0, 1.0),
+    "log_loss": (0.0, float("inf")), "mae": (0.0, float("inf")), "rmse": (0.0, float("inf")),
+    "r2": (float("-inf"), 1.0), "contamination_observed": (0.0, 1.0), "contamination_gap": (0.0, 1.0),
+}
 METRICS = {
     "classification": ("accuracy", "balanced_accuracy", "log_loss", "f1_macro"),
     "regression": ("mae", "rmse", "r2"),

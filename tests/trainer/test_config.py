@@ -103,3 +103,12 @@ def test_cli_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("error: ") and "holduot" in out.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_gate_out_of_range_or_unknown(tmp_path: Path) -> None:
+    p = _write(tmp_path, BASE + "[evaluation.gates]\naccuracy = 1.5\n")
+    with pytest.raises(ConfigError, match=r"evaluation.gates = .*a gate on accuracy must lie in \[0.0, 1.0\], got 1.5"):
+        load_config(p)
+    p = _write(tmp_path, BASE + "[evaluation.gates]\naccuracyy = 0.9\n")
+    with pytest.raises(ConfigError, match="unknown metric 'accuracyy'; gates take accuracy"):
+        load_config(p)
