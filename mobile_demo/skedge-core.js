@@ -202,7 +202,8 @@ function plainNumber(x) {
 
 // A tensor as plain JS arrays, shaped like runtime/_model.py _flat: [N, 1] -> [N]; [N, C] -> N rows of C.
 function outputArray(kind, tensor) {
-  const data = Array.from(tensor.data, plainNumber);
+  // a bool tensor arrives as bytes 0/1: labels of a bool target are true/false, as in Python
+  const data = tensor.type === 'bool' ? Array.from(tensor.data, Boolean) : Array.from(tensor.data, plainNumber);
   const dims = tensor.dims.map(Number);
   if (dims.length === 2 && (kind === 'probabilities' || dims[1] !== 1)) {
     const [n, c] = dims;

@@ -57,3 +57,22 @@ def test_node_refuses_a_tampered_model(node: str, penguins_bundle: Path, tmp_pat
     proc = _run(node, str(copy))
     assert proc.returncode == 1
     assert "does not match its manifest" in proc.stderr
+
+
+def test_bool_labels_stay_booleans_in_node(node: str, tmp_path: Path) -> None:
+    """onnxruntime hands a bool tensor to JavaScript as bytes; the labels must still be true/false."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from skedge.exporter import export
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=200)})
+    bundle = export(LogisticRegression().fit(X, X["x"] > 0.3), X, tmp_path, name="bools")
+    proc = _run(node, str(bundle))
+    assert proc.returncode == 0, proc.stderr
+    got = json.loads(proc.stdout)["outputs"]["label"]
+    golden = json.loads((bundle / "golden.json").read_text(encoding="utf-8"))
+    assert set(got) == {False, True}
+    assert got == golden["expected"]["label"]
