@@ -160,7 +160,11 @@ def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: i
         index = {name: i for i, name in reversed(list(enumerate(header)))}  # first of a repeated name
         for name in kinds:
             if name not in index:
-                raise SchemaError(f"{where}missing column {name!r} (the model takes {', '.join(kinds)})",
+                hint = ""
+                if len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+                    sep = next(s for s in ";\t|" if s in header[0])
+                    hint = f"; the header looks separated by {sep!r}: skedge reads comma-separated CSV"
+                raise SchemaError(f"{where}missing column {name!r} (the model takes {', '.join(kinds)}){hint}",
                                   field=name)
         for k in keep:
             if k not in index:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ._batch import BatchScorer
-from ._errors import SchemaError
+from ._errors import DataError, SchemaError
 from ._files import BATCH_ROWS, FORMATS, ColumnWriter, file_format, iter_chunks
 
 __all__ = ["FileJob", "Plan", "plan_outputs", "scored_chunks", "score_file", "check_keep", "run_local", "Progress"]
@@ -94,6 +94,10 @@ def plan_outputs(inputs: Sequence[Path], output: str | os.PathLike[str]) -> Plan
     else:
         if out.exists() and not out.is_dir():
             raise NotADirectoryError(f"--output {output} is a file, but {len(srcs)} inputs need a directory")
+        if out.suffix and not out.exists() and len(srcs) == 1:
+            # "pred.txt" is a file name with a format skedge does not write, not a directory to create
+            raise DataError(f"--output {output}: unknown output format {out.suffix!r}; name a "
+                            f"{', '.join(sorted(FORMATS))} file or a directory")
         seen: dict[str, Path] = {}
         pairs = []
         for src in srcs:

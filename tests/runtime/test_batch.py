@@ -356,3 +356,14 @@ def test_csv_with_a_byte_order_mark_and_blank_lines(scorer: BatchScorer, frame: 
     got = pd.read_csv(dest)
     assert got["id"].tolist() == rows["id"].tolist()
     assert got["prediction"].tolist() == scorer.score(rows)["prediction"].tolist()
+
+
+def test_output_names_and_separators_that_are_not_ours(scorer: BatchScorer, frame: pd.DataFrame,
+                                                       tmp_path: Path) -> None:
+    src = tmp_path / "rows.csv"
+    frame.head(3).to_csv(src, index=False, sep=";")
+    with pytest.raises(SchemaError, match="the header looks separated by ';': skedge reads comma-separated CSV"):
+        score_file(scorer, src, tmp_path / "p.csv", "csv", ())
+    with pytest.raises(DataError, match=r"unknown output format '.txt'"):
+        plan_outputs([src], tmp_path / "pred.txt")
+    assert not (tmp_path / "pred.txt").exists()
