@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._ui import green, red, say
+from ._ui import green, red, say, step
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
     extra: tuple[str, ...] = ("web",) if args.web else ()
     if args.web:
         import skedge.exporter.web  # noqa: F401  (registers the web target)
-    rows = verify_bundle(args.bundle, extra=extra, report_dir=args.report)
+    with step(f"run the golden rows through {', '.join(('every target', *extra))}"):
+        rows = verify_bundle(args.bundle, extra=extra, report_dir=args.report)
     say(parity_table(rows))
     ok = all(r.passed for r in rows)
     say(green("parity: pass") if ok else red("parity: FAIL — the exported model does not answer like sklearn"))
