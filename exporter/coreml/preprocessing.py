@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from skedge.runtime._schema import is_missing
+
 from .._steps import resolve_columns
 from ._builder import ARRAY, DOUBLE, STRING, Builder, CoreMLUnsupported, Var
 from ._context import Context
@@ -32,12 +34,7 @@ __all__ = [
     "convert_minmax_scaler",
     "convert_one_hot",
     "convert_function_transformer",
-    "is_missing_category",
 ]
-
-
-def is_missing_category(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value == ""
 
 
 def _columns(x: Any, what: str) -> list[Var]:
@@ -124,7 +121,7 @@ def convert_simple_imputer(b: Builder, imp: Any, x: Any, ctx: Context) -> Any:
     out_vars: list[Var] = []
     for v, fill in zip(cols, stats, strict=True):
         if v.kind == STRING:
-            if is_missing_category(fill):  # sklearn drops a column it could not learn a value for
+            if is_missing(fill):  # sklearn drops a column it could not learn a value for
                 if keep_empty:
                     raise CoreMLUnsupported("SimpleImputer(keep_empty_features=True) on an all-missing category "
                                             "column is not supported")
@@ -200,7 +197,7 @@ def convert_one_hot(b: Builder, enc: Any, x: Any, ctx: Context) -> list[Var]:
         if v.kind != STRING:
             raise CoreMLUnsupported(f"OneHotEncoder on the numeric column {v.name!r}: Core ML one-hot encodes "
                                     "strings (and int64, which skedge inputs are not)")
-        values = ["" if is_missing_category(c) else c for c in cats]  # sklearn's NaN category is the runtime's ""
+        values = ["" if is_missing(c) else c for c in cats]  # sklearn's NaN category is the runtime's ""
         if not all(isinstance(c, str) for c in values):
             raise CoreMLUnsupported(f"OneHotEncoder categories of {v.name!r} are not all strings")
         if len(set(values)) != len(values):

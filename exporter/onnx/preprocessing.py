@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from skedge.runtime._schema import is_missing
+
 from .._steps import resolve_columns
 from ._builder import BOOL, DOUBLE, STRING, Graph, Var
 from ._context import Context
@@ -29,20 +31,15 @@ __all__ = [
     "convert_ordinal",
     "convert_passthrough",
     "convert_function_transformer",
-    "is_missing_category",
 ]
-
-
-def is_missing_category(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value) or value == ""
 
 
 def _string_or_number_consts(g: Graph, cats: Any, x: Var, hint: str) -> str:
     """A constant of the categories in the column's element type; missing ones as ""/NaN."""
     if x.dtype == STRING:
-        vals = np.array(["" if is_missing_category(c) else str(c) for c in cats], dtype=object)
+        vals = np.array(["" if is_missing(c) else str(c) for c in cats], dtype=object)
         return g.const(vals, hint)
-    return g.const(np.asarray([np.nan if is_missing_category(c) else float(c) for c in cats], dtype=np.float64),
+    return g.const(np.asarray([np.nan if is_missing(c) else float(c) for c in cats], dtype=np.float64),
                    hint)
 
 
@@ -50,8 +47,8 @@ def _match(g: Graph, x: Var, cats: Any, hint: str) -> str:
     """[N, K] bool: x == category k. A NaN category matches a NaN value (numbers) or "" (strings)."""
     c = _string_or_number_consts(g, cats, x, f"{hint}_cats")
     eq = g.op1("Equal", [x.name, c], f"{hint}_eq")
-    if x.dtype != STRING and any(is_missing_category(v) for v in cats):
-        nan_mask = np.array([is_missing_category(v) for v in cats])
+    if x.dtype != STRING and any(is_missing(v) for v in cats):
+        nan_mask = np.array([is_missing(v) for v in cats])
         isnan = g.op1("IsNaN", [x.name], f"{hint}_isnan")
         both = g.op1("And", [isnan, g.const(nan_mask, f"{hint}_nanmask")], f"{hint}_nanmatch")
         eq = g.op1("Or", [eq, both], f"{hint}_eqnan")
@@ -131,7 +128,7 @@ def convert_simple_imputer(g: Graph, imp: Any, x: Var | list[Var], ctx: Context)
         empty = g.const(np.array([""], dtype=object), "empty")
         for j, c in enumerate(cols):
             fill = stats[j]
-            if is_missing_category(fill):  # sklearn drops a column it could not learn a value for
+            if is_missing(fill):  # sklearn drops a column it could not learn a value for
                 continue
             if (field := _category_field(ctx, j)) is not None:
                 ctx.fills.setdefault(field, set()).add(str(fill))
@@ -199,7 +196,7 @@ def _category_field(ctx: Context, j: int) -> str | None:
 
 def _known(ctx: Context, field: str | None, col: Var, cats: Any) -> None:
     if field is not None and col.dtype == STRING:
-        ctx.categories.setdefault(field, set()).update(str(c) for c in cats if not is_missing_category(c))
+        ctx.categories.setdefault(field, set()).update(str(c) for c in cats if not is_missing(c))
 
 
 def convert_one_hot(g: Graph, enc: Any, x: Var | list[Var], ctx: Context) -> Var:
@@ -241,21 +238,21 @@ def convert_ordinal(g: Graph, enc: Any, x: Var | list[Var], ctx: Context) -> Var
         if unknown is None and field is not None:
             ctx.strict_category_fields.add(field)
         eq = _match(g, c, list(cats), "ord")
-        missing_at = [k for k, v in enumerate(cats) if is_missing_category(v)]
+        missing_at = [k for k, v in enumerate(cats) if is_missing(v)]
         # codes by MatMul with the one-hot row; the missing category's code may be NaN, and 0 * NaN is NaN,
         # so it is 0 in the product and put in by Where afterwards
         codes = np.array([0.0 if k in missing_at else float(k) for k in range(len(cats))], dtype=np.float64)
         onehot = g.op1("Cast", [eq], "ord_onehot", to=DOUBLE)
         code = g.op1("MatMul", [onehot, g.const(codes.reshape(-1, 1), "ord_codes")], "ord_code")
         if missing_at:
-            is_missing = g.op1("Cast", [g.op1("Gather", [onehot, g.const(np.array(missing_at[:1], dtype=np.int64),
+            miss_row = g.op1("Cast", [g.op1("Gather", [onehot, g.const(np.array(missing_at[:1], dtype=np.int64),
                                                                           "idx")], "ord_miss_col", axis=1)],
                                "ord_is_missing", to=BOOL)
-            code = g.op1("Where", [is_missing, g.const(np.array([[missing_code]]), "ord_miss"), code], "ord_code")
+            code = g.op1("Where", [miss_row, g.const(np.array([[missing_code]]), "ord_miss"), code], "ord_code")
         seen = g.op1("Cast", [g.op1("ReduceMax", [onehot, g.const(np.array([1], dtype=np.int64), "axis1")],
                                      "ord_seen", keepdims=1)], "ord_seen_b", to=BOOL)
         fallback = float(unknown) if unknown is not None else np.nan
-        if c.dtype != STRING and any(is_missing_category(v) for v in cats):
+        if c.dtype != STRING and missing_at:
             pass  # NaN is a known category, matched by _match
         elif c.dtype != STRING:
             # a NaN never seen in training: sklearn encodes missing as encoded_missing_value
