@@ -17,10 +17,11 @@ except ImportError as _exc:  # pragma: no cover - exercised in the runtime-only 
         f"skedge.trainer needs the 'train' extra ({_exc.name} is missing): pip install 'skedge[train]'"
     ) from _exc
 
+from .checks import DataWarning
 from .config import Config, config_json_schema, load_config
 from .estimators import REGISTRY
 from .features import OutlierClipper, build_preprocessor
 from .train import TrainResult, fit, train
 
 __all__ = ["train", "fit", "TrainResult", "Config", "load_config", "config_json_schema", "REGISTRY",
-           "OutlierClipper", "build_preprocessor"]
+           "OutlierClipper", "build_preprocessor", "DataWarning"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import reprlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,7 +24,8 @@ __all__ = ["Config", "DataConfig", "FeaturesConfig", "ModelConfig", "EvaluationC
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # inf/nan are never a sensible setting (a clip factor of inf, a tolerance of nan): refused like a typo
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -49,6 +51,11 @@ class FeaturesConfig(_Strict):
         "auto", description="auto: scale for linear models and networks, never in front of trees")
     clip_outliers: ClipConfig | None = Field(None, description="clip numeric features to training bounds")
     unknown_categories: Literal["ignore", "error"] = "ignore"
+    high_cardinality: Literal["error", "drop", "keep"] = Field(
+        "error", description="a string column with more than max_levels distinct values (an id, a date, free text): "
+                             "'error' stops, 'drop' leaves it out with a warning, 'keep' one-hot encodes it anyway")
+    max_levels: int = Field(100, ge=2, le=100_000,
+                            description="distinct values above which a string column is high-cardinality")
 
 
 class ModelConfig(_Strict):
@@ -91,6 +98,9 @@ def _check_gates(gates: dict[str, float]) -> dict[str, float]:
 class ExportConfig(_Strict):
     targets: list[Target] = Field(default_factory=lambda: list(ALL_TARGETS))
     tolerance: float = Field(1e-5, gt=0.0, le=1e-2, description="parity bound (absolute, relative above 1)")
+    golden: Literal["mixed", "holdout"] = Field(
+        "mixed", description="golden rows shipped in the bundle: 'mixed' (no training record whole: each field "
+                             "drawn from a different holdout row) or 'holdout' (real holdout rows)")
 
     @field_validator("targets")
     @classmethod
@@ -136,46 +146,145 @@ def _fields_of(loc: tuple[Any, ...]) -> list[str]:
     return sorted(getattr(model, "model_fields", {}))
 
 
+# What a config may be. A config is a few hundred bytes; these bounds only stop hostile or broken files
+# early (a 397-byte YAML alias bomb expands to hundreds of MB when echoed or validated) and keep every
+# message a person reads short.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_CONFIG_DEPTH = 32  # mappings and lists nested inside each other
+MAX_CONFIG_NODES = 100_000  # scalars, lists and mappings, counting every alias as the copy it stands for
+MAX_ERRORS_SHOWN = 10
+
+# a bounded repr for values echoed in messages: never expands a deep or shared structure in full
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxdict, _REPR.maxlist, _REPR.maxtuple, _REPR.maxset = 2, 4, 4, 4, 4
+_REPR.maxstring, _REPR.maxother, _REPR.maxlong = 60, 60, 40
+
+
 def _explain(exc: ValidationError, source: str) -> str:
     lines = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors[:MAX_ERRORS_SHOWN]:
         loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = ".".join(str(p) for p in loc)[:120] or "(top level)"
+        shown = _REPR.repr(err.get("input"))
         if err["type"] == "extra_forbidden":
             allowed = [f for f in _fields_of(loc) if f not in ("base_dir", "sha256")]
-            lines.append(f"{source}: unknown key '{loc[-1]}' at {where} (a typo?); allowed here: {', '.join(allowed)}")
+            lines.append(f"{source}: unknown key {_REPR.repr(str(loc[-1]))} at {where} (a typo?); allowed here: "
+                         f"{', '.join(allowed)}")
         elif err["type"] == "literal_error":
             expected = err.get("ctx", {}).get("expected", "")
-            lines.append(f"{source}: {where} = {err.get('input')!r} is not allowed; expected {expected}")
+            lines.append(f"{source}: {where} = {shown} is not allowed; expected {expected}")
         elif err["type"] == "missing":
             lines.append(f"{source}: {where} is required")
         else:
-            lines.append(f"{source}: {where} = {err.get('input')!r}: {err['msg']}")
+            lines.append(f"{source}: {where} = {shown}: {str(err['msg'])[:300]}")
+    if len(errors) > MAX_ERRORS_SHOWN:
+        lines.append(f"{source}: … and {len(errors) - MAX_ERRORS_SHOWN} more problems")
     return "\n".join(lines)
 
 
-def _parse(text: str, path: Path) -> dict[str, Any]:
+def _yaml_size(node: yaml.Node, memo: dict[int, int], depth: int, path: Path) -> int:
+    """Nodes of the tree the YAML stands for, aliases expanded, without expanding them."""
+    if depth > MAX_CONFIG_DEPTH:
+        raise ConfigError(f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep; a config is a few flat tables")
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_yaml_size(k, memo, depth + 1, path) + _yaml_size(v, memo, depth + 1, path)
+                       for k, v in node.value)
+    elif isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_yaml_size(v, memo, depth + 1, path) for v in node.value)
+    else:
+        size = 1
+    if size > MAX_CONFIG_NODES:
+        raise ConfigError(f"{path}: expands to more than {MAX_CONFIG_NODES:,} values (YAML aliases repeated "
+                          "inside each other?); refused before expanding it")
+    memo[key] = size
+    return size
+
+
+class _DepthLimitedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer stops at MAX_CONFIG_DEPTH instead of recursing until the stack runs out."""
+
+    _depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH + 1:
+                raise ConfigError(f"{self.name}: nested more than {MAX_CONFIG_DEPTH} levels deep; a config is a few "
+                                  "flat tables")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _load_yaml(text: str, path: Path) -> Any:
+    # compose first (aliases stay references to one node: linear in the text), measure the expanded
+    # size, and only then build Python objects
+    loader = _DepthLimitedLoader(text)
+    loader.name = str(path)
     try:
-        if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-            if not isinstance(data, dict):
-                raise ConfigError(f"{path}: expected a mapping at the top level")
-            return data
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _yaml_size(node, {}, 0, path)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _check_depth(data: Any, path: Path) -> None:
+    """Iteratively, so a deep structure cannot exhaust the stack while it is being checked."""
+    todo: list[tuple[Any, int]] = [(data, 0)]
+    while todo:
+        value, depth = todo.pop()
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{path}: nested more than {MAX_CONFIG_DEPTH} levels deep; a config is a few flat "
+                              "tables")
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, depth + 1) for v in value)
+
+
+def _parse(text: str, path: Path) -> dict[str, Any]:
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ConfigError(f"{path}: unknown config format {_REPR.repr(path.suffix)}; use .toml or .yaml")
+    kind = path.suffix[1:].upper().replace("YML", "YAML")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else _load_yaml(text, path)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {exc}") from None
-    raise ConfigError(f"{path}: unknown config format {path.suffix!r}; use .toml or .yaml")
+        raise ConfigError(f"{path}: not valid {kind}: {str(exc)[:300]}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to read; a config is a few flat tables") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    _check_depth(data, path)
+    return data
+
+
+def _decode(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not content
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line}); save the config "
+                          "as UTF-8") from None
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
     """Read and validate a config; raise ``ConfigError`` naming each problem."""
     p = Path(path)
     try:
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p}: {p.stat().st_size:,} bytes; a config is a few KB (at most "
+                              f"{MAX_CONFIG_BYTES:,} bytes are read)")
         raw = p.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config {p}: {exc.strerror}") from None
-    data = _parse(raw.decode("utf-8"), p)
+    data = _parse(_decode(raw, p), p)
     data.update(overrides or {})
     for reserved in ("base_dir", "sha256"):
         if reserved in data:
@@ -184,6 +293,8 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
         cfg = Config(**data, base_dir=p.resolve().parent, sha256=hashlib.sha256(raw).hexdigest())
     except ValidationError as exc:
         raise ConfigError(_explain(exc, str(p))) from None
+    except TypeError as exc:  # a key that is not a string (YAML allows `1: x`), passed as a keyword
+        raise ConfigError(f"{p}: every key must be a name ({str(exc)[:200]})") from None
     from .estimators import check_model_config
 
     check_model_config(cfg, str(p))

@@ -3,8 +3,8 @@
 * numbers: median (or mean) imputation in float64; optional outlier clipping;
   standard scaling only for estimators that need it (never in front of trees).
 * categories: one-hot with unknown categories ignored. Missing is a category
-  of its own by default (sklearn sees NaN, the ONNX graph sees ``""``: the one
-  mapping lives in ``skedge.runtime.normalize_category``), or is imputed with
+  of its own by default (sklearn sees NaN, the ONNX graph sees U+FFFF: the one
+  rule lives in ``skedge.runtime.missing``), or is imputed with
   the most frequent value.
 * ``OutlierClipper``: skedge's own step, with its ONNX converter in the
   exporter's table (``skedge.exporter.onnx.clipper``): the worked example of a

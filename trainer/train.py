@@ -19,9 +19,10 @@ from skedge.exporter.bundle import bundle_path, write_bundle
 from skedge.runtime._errors import DataError, ExportError, ParityError
 from skedge.runtime._parity import ParityRow
 
+from .checks import check_split, check_target
 from .config import Config, load_config
 from .data import load_table, prepare, split
-from .estimators import REGISTRY, make_estimator
+from .estimators import REGISTRY, check_mlp_memory, make_estimator
 from .evaluate import check_gates, describe_gates, evaluate, plots
 from .features import build_preprocessor
 
@@ -68,15 +69,24 @@ def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, di
     """Load, split, fit and evaluate; returns the pipeline and what export needs to know."""
     with step("load data"):
         frame = load_table(cfg.data_path())
+        source = str(cfg.data_path())
         ds = prepare(frame, target=cfg.data.target, drop=cfg.data.drop, kinds=dict(cfg.data.kinds),
-                     source=str(cfg.data_path()))
+                     source=source, high_cardinality_mode=cfg.features.high_cardinality,
+                     max_levels=cfg.features.max_levels)
     task = _task(cfg, ds.y)
+    check_target(ds.y, task, cfg.data.target, source)
     if task == "classification" and ds.y is not None and pd.api.types.is_float_dtype(ds.y):
         ds = dataclasses.replace(ds, y=ds.y.astype(np.int64))  # labels 0/1, not 0.0/1.0
     est = make_estimator(cfg.model.estimator, task, cfg.model.params, cfg.seed)
     scale = {"auto": REGISTRY[cfg.model.estimator].needs_scaling, "always": True, "never": False}[cfg.features.scale]
-    X_tr, X_te, y_tr, y_te = split(ds, holdout=cfg.evaluation.holdout, seed=cfg.seed,
-                                   stratify=cfg.evaluation.stratify and task == "classification")
+    stratify = cfg.evaluation.stratify and task == "classification"
+    n_classes = int(ds.y.nunique()) if task == "classification" and ds.y is not None else None
+    check_split(len(ds.X), cfg.evaluation.holdout, n_classes=n_classes, source=source,
+                stratified=stratify and ds.y is not None and int(ds.y.value_counts().min()) >= 2)
+    X_tr, X_te, y_tr, y_te = split(ds, holdout=cfg.evaluation.holdout, seed=cfg.seed, stratify=stratify)
+    # the network's real width: one input per number, one per category level (+1 for missing)
+    width = sum(1 if f.kind != "category" else len(f.categories or ()) + 1 for f in ds.features)
+    check_mlp_memory(est, width, n_classes or 1, len(X_tr), "config")
     pipe = Pipeline([("features", build_preprocessor(_schema_stub(ds), cfg.features, scale=scale)),
                      ("model", est)])
     with step(f"fit {type(est).__name__} on {len(X_tr)} rows"):
@@ -93,7 +103,9 @@ def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, di
         reports = plots(task, pipe, X_te, y_te)
     info = {"task": task, "features": ds.features, "holdout": X_te, "train": X_tr, "reports": reports,
             "data": {"path": cfg.data.path, "sha256": ds.sha256, "rows": ds.rows,
-                     "rows_without_target": ds.dropped_rows, "train_rows": len(X_tr), "holdout_rows": len(X_te)}}
+                     "rows_without_target": ds.dropped_rows, "train_rows": len(X_tr), "holdout_rows": len(X_te),
+                     # what training chose not to learn from, so the manifest says it (only when there is any)
+                     **({"left_out_columns": dict(ds.left_out)} if ds.left_out else {})}}
     return pipe, {"metrics": metrics, **info}
 
 
@@ -123,7 +135,9 @@ def train(config: str | Path | Config, out: str | Path = "models", *, version: s
             pipe, golden_sample, name=cfg.name, version=version, schema=schema, seed=cfg.seed,
             metrics={k: v for k, v in metrics.items() if isinstance(v, float)},
             gates=describe_gates(dict(cfg.evaluation.gates)), reports=info["reports"], description=cfg.description,
-            targets=tuple(cfg.export.targets), tolerance={"abs": cfg.export.tolerance, "rel": cfg.export.tolerance},
+            # targets named in the config must all pass; by default an inexact optional one is left out
+            targets=tuple(cfg.export.targets) if "targets" in cfg.export.model_fields_set else None,
+            golden=cfg.export.golden, tolerance={"abs": cfg.export.tolerance, "rel": cfg.export.tolerance},
             provenance={"config_sha256": cfg.sha256, "data": info["data"], "git_commit": _git_commit(cfg.base_dir),
                         "estimator_params": {k: repr(v) for k, v in sorted(pipe.steps[-1][1].get_params().items())},
                         "per_class": metrics.get("per_class")},
