@@ -103,7 +103,8 @@ function numberField(f, id) {
 function choiceField(f, id, options, initial, toValue) {
   const select = el('select', { id, name: f.name, 'aria-describedby': `${id}-hint` });
   for (const [value, label] of options) select.append(el('option', { value, text: label }));
-  if (f.nullable) select.append(el('option', { value: '', text: '(missing)' }));
+  // the missing choice is the marker, not "": "" can be a category of its own (skedge-core.js isMissing)
+  if (f.nullable) select.append(el('option', { value: skedge.MISSING_CATEGORY, text: '(missing)' }));
   select.value = initial;
   const st = f.stats || {};
   const hint = el('p', { id: `${id}-hint`, class: 'hint' });
@@ -111,7 +112,7 @@ function choiceField(f, id, options, initial, toValue) {
   if (Number.isFinite(st.missing_rate) && st.missing_rate > 0) hint.textContent += ` · ${pct.format(st.missing_rate)} missing in training`;
   const node = el('div', { class: 'field', dataset: { field: f.name, kind: f.kind } },
     el('label', { for: id, text: f.name }), el('div', { class: 'control' }, select), hint);
-  return { node, read: () => (select.value === '' ? null : toValue(select.value)) };
+  return { node, read: () => (select.value === skedge.MISSING_CATEGORY ? null : toValue(select.value)) };
 }
 
 function buildForm(model) {

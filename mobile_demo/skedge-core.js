@@ -2,8 +2,9 @@
 //
 // The rules here mirror skedge.runtime (runtime/_schema.py InputPlan, runtime/_model.py Model) so that a row
 // answers the same in Python, in the browser and in Node: one tensor per feature, shape [N, 1], float64 for
-// number/integer/boolean, string for category; a missing category is "" and a missing number is NaN; the
-// outputs come back keyed by kind (label, probabilities, value, score) like Model.predict_outputs.
+// number/integer/boolean, string for category; a missing number is NaN and a missing category (null, undefined,
+// NaN) is the schema's `missing_category` (U+FFFF, runtime/missing.py), while "" and " " are strings like any
+// other; the outputs come back keyed by kind (label, probabilities, value, score) like Model.predict_outputs.
 // Nothing here touches the DOM or the network: the caller passes the onnxruntime module and the bytes.
 
 export const BUNDLE_FORMAT = 1;
@@ -60,16 +61,50 @@ function describe(value) {
   return `${text} (${type})`;
 }
 
-// What skedge treats as missing: null, undefined, NaN and the empty string (runtime/_schema.py is_missing).
+// In text (a CSV cell, a form's text box) these spellings are missing: pandas' default NA strings, the list of
+// runtime/missing.py MISSING_TEXT (a test holds the two equal).
+export const MISSING_TEXT = Object.freeze([
+  '', '#N/A', '#N/A N/A', '#NA', '-1.#IND', '-1.#QNAN', '-NaN', '-nan', '1.#IND', '1.#QNAN', '<NA>',
+  'N/A', 'NA', 'NULL', 'NaN', 'None', 'n/a', 'nan', 'null',
+]);
+const MISSING_TEXT_SET = new Set(MISSING_TEXT);
+
+// What a missing category is fed as (runtime/missing.py MISSING_CATEGORY), unless the schema names another.
+export const MISSING_CATEGORY = '\uffff';
+
+// In a row, missing is null, undefined or NaN (runtime/missing.py is_missing). "" is a string.
 export function isMissing(value) {
-  return value === null || value === undefined || value === '' || (typeof value === 'number' && Number.isNaN(value));
+  return value === null || value === undefined || (typeof value === 'number' && Number.isNaN(value));
 }
 
-// The one rule for a category value on the ONNX side: missing becomes "" (runtime/_schema.py normalize_category).
-export function normalizeCategory(value) {
-  if (isMissing(value)) return '';
+// True when a text cell spells a missing value (runtime/_files.py reads CSV cells with the same list).
+export function isMissingText(text) {
+  return MISSING_TEXT_SET.has(text);
+}
+
+// A number's spelling as a category, as Python's runtime/missing.py category_text writes it: 101 and 101.0 are
+// "101"; other numbers in Python's repr (shortest round-trip digits, exponent from 1e-4 down as 1e-05).
+export function categoryText(value) {
   if (typeof value === 'string') return value;
-  throw new TypeError(`expected a string, got ${describe(value)}`);
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value !== 'number' || Number.isNaN(value)) throw new TypeError(`expected a string, got ${describe(value)}`);
+  if (value === Infinity) return 'inf';
+  if (value === -Infinity) return '-inf';
+  if (Number.isInteger(value)) return BigInt(value).toString();
+  if (Math.abs(value) < 1e-4) {
+    const [mant, exp] = value.toExponential().split('e');
+    const sign = exp[0] === '-' ? '-' : '+';
+    return `${mant}e${sign}${exp.replace(/^[+-]/, '').padStart(2, '0')}`;
+  }
+  return String(value);
+}
+
+// The one rule for a category value on the ONNX side (runtime/_schema.py normalize_category): missing becomes
+// the marker, a string stays itself, a number is spelled by categoryText.
+export function normalizeCategory(value, missing = MISSING_CATEGORY) {
+  if (isMissing(value)) return missing;
+  if (typeof value === 'boolean') throw new TypeError(`expected a string, got ${describe(value)}`);
+  return categoryText(value);
 }
 
 export function checkSchema(schema) {
@@ -100,6 +135,8 @@ export class InputPlan {
       categories: Array.isArray(f.categories) ? new Set(f.categories.map(String)) : null,
     }));
     this.reject = new Set(Object.entries(schema.unknown_categories || {}).filter(([, v]) => v === 'error').map(([k]) => k));
+    // absent: a model exported before the marker was recorded, whose graph took "" as missing
+    this.missing = typeof schema.missing_category === 'string' ? schema.missing_category : '';
     this.unseen = {};
   }
 
@@ -143,18 +180,22 @@ export class InputPlan {
   }
 
   category(v, nullable, cats, i, name) {
-    let s;
-    try {
-      s = normalizeCategory(v);
-    } catch {
-      throw this.bad(i, name, 'category', v);
-    }
-    if (s === '') {
+    if (isMissing(v) || (v === '' && this.missing === '')) {
       if (!nullable) {
         throw new SchemaError(`row ${i}, field '${name}': expected a string, got a missing value ` +
           '(this field is not nullable)', { row: i, field: name });
       }
-      return s;
+      return this.missing;
+    }
+    if (v === this.missing) {
+      throw new SchemaError(`row ${i}, field '${name}': got ${JSON.stringify(v)}, the value skedge feeds the model for ` +
+        'a missing category: pass null for a missing value', { row: i, field: name });
+    }
+    let s;
+    try {
+      s = normalizeCategory(v, this.missing);
+    } catch {
+      throw this.bad(i, name, 'category', v);
     }
     if (cats !== null && !cats.has(s)) {
       if (this.reject.has(name)) {
@@ -177,7 +218,6 @@ export class InputPlan {
     if (!Array.isArray(list)) {
       throw new SchemaError(`expected an object (one row) or an array of objects, got ${describe(rows)}`);
     }
-    if (list.length === 0) throw new SchemaError('no rows to predict (an empty batch)');
     list.forEach((row, i) => this.checkKeys(row, i));
     const n = list.length;
     const feeds = {};
@@ -265,8 +305,13 @@ export class Model {
   }
 
   async run(rows) {
-    const { feeds } = this.plan.feeds(this.ort, rows);
+    const { feeds, n } = this.plan.feeds(this.ort, rows);
     const kinds = Object.keys(this.outputs);
+    if (n === 0) {
+      // empty in, empty out (as runtime/_model.py): no run, since not every kernel takes an empty batch
+      for (const t of Object.values(feeds)) if (typeof t.dispose === 'function') t.dispose();
+      return Object.fromEntries(kinds.map((k) => [k, []]));
+    }
     const names = kinds.map((k) => this.outputs[k]);
     const results = await this.session.run(feeds, names);
     const out = {};

@@ -4,11 +4,16 @@
 //   const out = await skedge.predict(rows);         // { label, probabilities, value, score } as the task has them
 //
 // predict takes one row object or an array of them, with the Python runtime's rules: a category is a string
-// (null, NaN or "" mean missing and reach the model as ""), a number is a number (null or NaN mean missing and
-// reach the model as NaN); a row that does not fit the schema throws a SchemaError naming the row and field.
+// (null, undefined or NaN mean missing and reach the model as the schema's missing_category, U+FFFF; "" and " "
+// are strings, answered as sklearn answers them; a number is spelled 101, not 101.0), a number is a number (null
+// or NaN mean missing and reach the model as NaN); no rows in, no rows out; a row that does not fit the schema
+// throws a SchemaError naming the row and field.
 // The model runs with onnxruntime-web's wasm backend, loaded from ./ort/ beside this file, never from a CDN.
 
-import { BundleError, Model, SchemaError, SkedgeError, compareOutputs, isMissing, normalizeCategory } from './skedge-core.js';
+import {
+  BundleError, MISSING_CATEGORY, MISSING_TEXT, Model, SchemaError, SkedgeError, compareOutputs, isMissing, isMissingText,
+  normalizeCategory,
+} from './skedge-core.js';
 
 const RUNTIME_DIR = new URL('./ort/', import.meta.url);
 const RUNTIME_MODULE = 'ort.wasm.min.mjs';
@@ -118,7 +123,10 @@ export const skedge = {
   checkParity,
   runtime,
   isMissing,
+  isMissingText,
   normalizeCategory,
+  MISSING_CATEGORY,
+  MISSING_TEXT,
   SkedgeError,
   SchemaError,
   BundleError,

@@ -3,10 +3,13 @@
 Columns other than the model's fields (an id, the target) are ignored unless
 ``keep`` carries them through to the output.
 
-CSV cells are text; each is turned into the schema's kind here (an empty cell,
-``NA`` or ``NaN`` is missing), and a cell that cannot be read names its file,
-row and field. JSONL values are passed through as they are, so the runtime's
-own checks apply. Parquet columns arrive typed, through pyarrow, which is
+CSV cells are text; each is turned into the schema's kind here: a cell spelled as
+one of pandas' NA strings (``skedge.runtime.missing.MISSING_TEXT``: empty, ``NA``,
+``#N/A``, ``<NA>``, ...) is missing, as ``pandas.read_csv`` read it for training, and
+a category cell holding a number is spelled as the trainer spelled it. A row with
+too few or too many cells, a repeated header name, a cell that cannot be read:
+``SchemaError`` naming the file, the row and the field. JSONL values are passed
+through as they are, so the runtime's own checks apply. Parquet columns arrive typed, through pyarrow, which is
 imported only when a Parquet file is read or written: CSV and JSONL need
 nothing beyond the runtime.
 
@@ -31,6 +34,7 @@ from typing import Any, TextIO
 
 from ._errors import DataError, SchemaError, SkedgeError
 from ._schema import Schema
+from .missing import MISSING_TEXT, number_text_category
 
 __all__ = [
     "MISSING_TEXT",
@@ -50,14 +54,13 @@ FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "pa
 BATCH_ROWS = 65_536
 PYARROW_HINT = "pip install pyarrow (or pip install 'skedge[dask]')"
 
-MISSING_TEXT = frozenset({"", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"})
 
 
-def _cell(text: str, kind: str, where: str, row: int, name: str) -> Any:
+def _cell(text: str, kind: str, where: str, row: int, name: str, known: frozenset[str] | None = None) -> Any:
     if text in MISSING_TEXT:
         return None
     if kind == "category":
-        return text
+        return number_text_category(text, known)
     if kind == "boolean":
         low = text.strip().lower()
         if low in ("true", "1", "yes"):
@@ -157,7 +160,10 @@ def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: i
     with open(path, newline="", encoding="utf-8-sig") as fh:
         reader = csv.reader(fh)
         header = next(reader, [])
-        index = {name: i for i, name in reversed(list(enumerate(header)))}  # first of a repeated name
+        index = {name: i for i, name in enumerate(header)}
+        if len(index) != len(header):  # which copy is the data? neither: say so
+            dup = next(name for name in header if header.count(name) > 1)
+            raise SchemaError(f"{where}the header (line 1), field {dup!r}: the column is named twice", field=dup)
         for name in kinds:
             if name not in index:
                 hint = ""
@@ -170,15 +176,16 @@ def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: i
             if k not in index:
                 raise SchemaError(f"{where}--keep column {k!r} is not in the file", field=k)
         width = len(header)
+        known = {f.name: frozenset(f.categories) if f.categories is not None else None for f in schema.features}
         feats: dict[str, list[Any]] = {n: [] for n in kinds}
         carried: dict[str, list[Any]] = {k: [] for k in keep}
         offset = 0
         # blank lines are not rows (as pandas reads them): rows are counted without them
         for i, rec in enumerate(r for r in reader if r):
-            if len(rec) < width:  # a short line: its missing cells are empty, as csv.DictReader reads them
-                rec = rec + [""] * (width - len(rec))
+            if len(rec) != width:  # cells out of place: which value belongs to which field is a guess
+                _bad_width(where, i, rec, header)
             for n, kind in kinds.items():
-                feats[n].append(_cell(rec[index[n]], kind, where, i, n))
+                feats[n].append(_cell(rec[index[n]], kind, where, i, n, known[n]))
             for k in keep:
                 carried[k].append(rec[index[k]])
             if i + 1 - offset == batch_rows:
@@ -187,6 +194,43 @@ def _csv_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: i
         n_rows = len(next(iter(feats.values()))) if feats else 0
         if n_rows or offset == 0:
             yield Chunk(feats, carried, offset, n_rows)
+
+
+def _bad_width(where: str, i: int, rec: list[str], header: list[str]) -> None:
+    if len(rec) < len(header):
+        name = header[len(rec)]
+        raise SchemaError(f"{where}row {i}, field {name!r}: the row has {len(rec)} cells, the header "
+                          f"{len(header)}: the cells from {name!r} on are missing", row=i, field=name)
+    name = header[-1]
+    raise SchemaError(f"{where}row {i}, field {name!r}: the row has {len(rec)} cells, the header {len(header)}: "
+                      f"{len(rec) - len(header)} cell(s) after the last column", row=i, field=name)
+
+
+def _deep_field(line: str, limit: int = 100) -> str | None:
+    """The top-level key whose value nests deeper than ``limit`` (a line json refused as too deep)."""
+    depth, key, in_str, esc, start = 0, None, False, False, 0
+    for j, ch in enumerate(line):
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+                if depth == 1:
+                    key = line[start:j + 1]
+        elif ch == '"':
+            in_str, start = True, j
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                try:
+                    return str(json.loads(key)) if key is not None else None
+                except ValueError:
+                    return None
+        elif ch in "]}":
+            depth -= 1
+    return None
 
 
 def _jsonl_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: int) -> Iterator[Chunk]:
@@ -201,6 +245,11 @@ def _jsonl_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise SchemaError(f"{where}row {i}: not valid JSON ({exc.msg})", row=i) from None
+            except RecursionError:  # a hostile line, e.g. [[[[...]]]] 2,000 deep: one line, not a traceback
+                deep = _deep_field(line)
+                at = f", field {deep!r}" if deep is not None else ""
+                raise SchemaError(f"{where}row {i}{at}: the JSON nests too deeply to be a row (a field's value is "
+                                  "a number, a string, a boolean or null)", row=i, field=deep) from None
             if not isinstance(rec, dict):
                 raise SchemaError(f"{where}row {i}: expected a JSON object, got {type(rec).__name__}", row=i)
             for n in names:

@@ -113,6 +113,9 @@ def plan_outputs(inputs: Sequence[Path], output: str | os.PathLike[str]) -> Plan
             raise FileExistsError(f"the output for {src} would overwrite the input: choose another --output")
     made = [d for d in (staging_parent, *staging_parent.parents) if not d.exists()]
     staging_parent.mkdir(parents=True, exist_ok=True)
+    from ._stale import remove_stale
+
+    remove_stale(staging_parent, STAGING_PREFIX)  # what killed runs left here (their pid is dead)
     # beside the outputs, so that commit is a rename on one filesystem
     staging = staging_parent / f"{STAGING_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()

@@ -14,6 +14,7 @@ a value numpy would quietly convert is checked by type before numpy sees it.
 
 from __future__ import annotations
 
+import datetime
 import math
 import threading
 from collections import Counter
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import BundleError, SchemaError
+from .missing import MISSING_CATEGORY, _is_pandas_na, category_text, is_missing
 
 __all__ = [
     "Feature",
@@ -41,36 +43,17 @@ KINDS = ("number", "integer", "category", "boolean")
 TASKS = ("classification", "regression", "anomaly")
 
 
-def _is_pandas_na(value: Any) -> bool:
-    # pd.NA / pd.NaT without importing pandas: they reach us from nullable dtypes and to_dict("records")
-    t = type(value)
-    return t.__name__ in ("NAType", "NaTType") and t.__module__.startswith("pandas")
+def normalize_category(value: Any, missing: str = MISSING_CATEGORY) -> str:
+    """Map a category value to what the ONNX graph sees: missing (None, NaN, pandas' NA) becomes ``missing``
+    (``MISSING_CATEGORY`` unless the schema says otherwise), a string stays itself, a number is spelled by
+    ``category_text``. ``TypeError`` for anything else.
 
-
-def is_missing(value: Any) -> bool:
-    """True for the values skedge treats as missing: None, NaN, the empty string and pandas' NA."""
-    if value is None:
-        return True
-    if isinstance(value, float | np.floating):
-        return bool(value != value)
-    if isinstance(value, str):
-        return value == ""
-    return _is_pandas_na(value)
-
-
-def normalize_category(value: Any) -> str:
-    """Map a category value to what the ONNX graph sees: missing becomes ``""``.
-
-    The one place that decides what a missing category looks like; the trainer's
-    feature layer calls it before fitting and the runtime before predicting, so
-    both sides agree (DESIGN.md: a missing string fed as ``''`` where sklearn
-    saw NaN gave 0.46 vs 0.94).
+    ``""`` is a string, not a missing value: sklearn answers it as a category of its own
+    (``skedge.runtime.missing`` has the whole rule).
     """
     if is_missing(value):
-        return ""
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"expected a string, got {_describe(value)}")
+        return missing
+    return category_text(value)
 
 
 @dataclass(frozen=True)
@@ -114,6 +97,8 @@ class Schema:
     outputs: Mapping[str, str] = field(default_factory=dict)
     # per category field: "ignore" (one-hot zeros, counted) or "error" (sklearn would raise, so do we)
     unknown_categories: Mapping[str, str] = field(default_factory=dict)
+    # what a missing category is fed as (skedge.runtime.missing); "" in models exported before it was recorded
+    missing_category: str = MISSING_CATEGORY
 
     @property
     def names(self) -> list[str]:
@@ -133,6 +118,7 @@ class Schema:
             "classes": list(self.classes) if self.classes is not None else None,
             "outputs": dict(self.outputs),
             "unknown_categories": dict(sorted(self.unknown_categories.items())),
+            "missing_category": self.missing_category,
         }
 
     @classmethod
@@ -152,12 +138,18 @@ class Schema:
             names = [f.name for f in features]
             if len(set(names)) != len(names):
                 raise BundleError(f"the model's schema names a feature twice: {names}")
+            # absent: a model from before the marker was recorded, whose graph took "" as missing
+            missing = data.get("missing_category", "")
+            if not isinstance(missing, str):
+                raise BundleError(f"the model's schema has a missing_category of {type(missing).__name__}, "
+                                  "expected a string")
             return cls(
                 features=features,
                 task=task,
                 classes=tuple(classes) if classes is not None else None,
                 outputs=dict(data.get("outputs") or {}),
                 unknown_categories=dict(data.get("unknown_categories") or {}),
+                missing_category=missing,
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise BundleError(f"the model's schema is malformed ({exc!r})") from exc
@@ -202,9 +194,16 @@ def _is_series(rows: Any) -> bool:
     return type(rows).__name__ == "Series" and type(rows).__module__.startswith("pandas") and hasattr(rows, "to_dict")
 
 
+def _is_time(value: Any) -> bool:
+    # np.timedelta64 is a numpy integer and pd.Timestamp a datetime: a date or a duration is not a measurement
+    return isinstance(value, np.datetime64 | np.timedelta64 | datetime.date | datetime.timedelta)
+
+
 def _plain_number_type(t: type, boolean: bool) -> bool:
     if issubclass(t, bool | np.bool_):
         return boolean
+    if issubclass(t, np.datetime64 | np.timedelta64):
+        return False
     return t is type(None) or issubclass(t, int | float | np.integer | np.floating)
 
 
@@ -250,6 +249,7 @@ class InputPlan:
             for f in schema.features
         )
         self._reject = frozenset(k for k, v in schema.unknown_categories.items() if v == "error")
+        self._missing = schema.missing_category
         self.unseen: dict[str, int] = {}
         self._unseen_lock = threading.Lock()
         # the one-row fast path: numeric fields and category fields, each in a fixed order
@@ -318,6 +318,11 @@ class InputPlan:
         b.cats[:] = cats
         return b.feeds
 
+    def empty_feeds(self) -> dict[str, np.ndarray]:
+        """Feeds of zero rows, typed as real ones: empty in, empty out (``Model`` answers without a run)."""
+        return {f.name: np.empty((0, 1), dtype=object if f.kind == "category" else np.float64)
+                for f in self.schema.features}
+
     # -- one row --------------------------------------------------------
     def _one(self, row: Mapping[str, Any]) -> dict[str, np.ndarray]:
         self._check_keys(row, 0)
@@ -352,13 +357,13 @@ class InputPlan:
         try:
             if t is float or t is int:
                 x = float(v)
-            elif v is None or _is_pandas_na(v):
+            elif v is None or (_is_pandas_na(v) and type(v).__name__ == "NAType"):  # pd.NaT is a datetime
                 x = math.nan
             elif isinstance(v, bool | np.bool_):
                 if kind != "boolean":
                     raise self._bad(i, name, kind, v)
                 x = float(v)
-            elif isinstance(v, int | float | np.integer | np.floating):
+            elif isinstance(v, int | float | np.integer | np.floating) and not _is_time(v):
                 x = float(v)
             else:
                 raise self._bad(i, name, kind, v)
@@ -382,22 +387,28 @@ class InputPlan:
 
     def _category(self, v: Any, nullable: bool, cats: frozenset[str] | None, i: int, name: str,
                   pending: dict[str, int]) -> str:
-        if type(v) is str and v:
+        if type(v) is str and v != self._missing:
             s = v
+        elif is_missing(v) or (isinstance(v, str) and v == self._missing == ""):  # "": a model from before the marker
+            if not nullable:
+                raise SchemaError(f"row {i}, field {name!r}: expected a string, got a missing value "
+                                  "(this field is not nullable)", row=i, field=name)
+            return self._missing
+        elif isinstance(v, str) and v == self._missing:
+            raise self._reserved(i, name)
         else:
             try:
-                s = normalize_category(v)
+                s = category_text(v)
             except TypeError:
                 raise self._bad(i, name, "category", v) from None
-            if s == "":
-                if not nullable:
-                    raise SchemaError(f"row {i}, field {name!r}: expected a string, got a missing value "
-                                      "(this field is not nullable)", row=i, field=name)
-                return s
         if cats is None or s not in cats:
             self._unseen(s, i, name, cats)
             pending[name] = pending.get(name, 0) + 1
         return s
+
+    def _reserved(self, i: int, name: str) -> SchemaError:
+        return SchemaError(f"row {i}, field {name!r}: got {self._missing!r}, the value skedge feeds the model for a "
+                           "missing category: pass None for a missing value", row=i, field=name)
 
     def _unseen(self, s: str, i: int, name: str, cats: frozenset[str] | None) -> None:
         """Check an unseen category value against the field's policy; raise if it cannot be fed."""
@@ -428,7 +439,7 @@ class InputPlan:
     def _rows(self, rows: Sequence[Any]) -> tuple[dict[str, np.ndarray], int]:
         n = len(rows)
         if n == 0:
-            raise SchemaError("no rows to predict (an empty batch)")
+            return self.empty_feeds(), 0
         cols: dict[str, Sequence[Any]] | None = None
         # Fast path in C (map): every row a mapping with exactly the model's fields. Equal length and
         # every name present means no unknown field. Any failure re-checks row by row for the message.
@@ -478,7 +489,7 @@ class InputPlan:
                 raise SchemaError(f"field {name!r}: column has {len(cols[name])} values, but "
                                   f"{self.names[0]!r} has {n}: columns must have equal lengths", field=name)
         if n == 0:
-            raise SchemaError("no rows to predict (an empty batch)")
+            return self.empty_feeds(), 0
         pending: dict[str, int] = {}
         feeds: dict[str, np.ndarray] = {}
         for name, kind, nullable, cats in self._plan:
@@ -493,6 +504,9 @@ class InputPlan:
     def _number_column(self, col: Any, kind: str, nullable: bool, name: str) -> np.ndarray:
         x: np.ndarray | None = None
         values: list[Any] | None = None
+        if isinstance(col, np.ndarray) and col.dtype.kind in "mM" and len(col):
+            # datetime64 / timedelta64 (a pyarrow timestamp column): tolist() would give nanoseconds as ints
+            raise self._bad(0, name, kind, col[0])
         if isinstance(col, np.ndarray) and col.ndim == 1 and (
                 col.dtype.kind in "fiu" or (col.dtype.kind == "b" and kind == "boolean")):
             x = np.asarray(col, dtype=np.float64)
@@ -538,26 +552,37 @@ class InputPlan:
         except TypeError:
             counts = None
         if counts is not None:
-            ok, has_missing, unseen = True, False, 0
+            ok, plain, unseen = True, True, 0
             for v, c in counts.items():
-                if isinstance(v, str) and v:
-                    if cats is None or v not in cats:
-                        if (cats is not None and name in self._reject) or not _utf8(v):
-                            ok = False
-                            break
-                        unseen += c
-                elif is_missing(v):
-                    has_missing = True
+                if type(v) is str and v != self._missing:
+                    s = v
+                elif is_missing(v) or (type(v) is str and v == self._missing == ""):
+                    plain = False
                     if not nullable:
                         ok = False
                         break
+                    continue
+                elif isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_):
+                    plain = False  # a number for a category field: spelled by category_text below
+                    s = category_text(v)
                 else:
                     ok = False
                     break
+                if cats is None or s not in cats:
+                    if (cats is not None and name in self._reject) or not _utf8(s):
+                        ok = False
+                        break
+                    unseen += c
+            if ok:
+                try:
+                    # (a "" of a model from before the marker is the marker itself: nothing to map)
+                    out[:, 0] = values if plain else [
+                        v if type(v) is str else self._missing if is_missing(v) else category_text(v) for v in values]
+                except TypeError:  # True hashes like 1, so Counter saw one key for both: the loop names the row
+                    ok = False
             if ok:
                 if unseen:
                     pending[name] = pending.get(name, 0) + unseen
-                out[:, 0] = [v if isinstance(v, str) else "" for v in values] if has_missing else values
                 return out
         for i, v in enumerate(values):
             out[i, 0] = self._category(v, nullable, cats, i, name, pending)

@@ -1,15 +1,17 @@
 """Core ML converters for the column-wise steps: ColumnTransformer, imputers, scalers, one-hot.
 
 The model's inputs are one feature per column (``Double`` for numbers, NaN
-when missing; ``String`` for categories, ``""`` when missing, the runtime's one
-mapping ``normalize_category``). Steps keep per-column features as long as they
-can (one ``Imputer`` or ``OneHotEncoder`` per column) and become one array at
-the first step that works on many columns at once (a ``FeatureVectorizer``).
+when missing; ``String`` for categories, ``MISSING_CATEGORY`` (U+FFFF) when missing,
+the runtime's one mapping ``normalize_category``; ``""`` is a category like any
+other). Steps keep per-column features as long as they can (one ``Imputer``
+or ``OneHotEncoder`` per column) and become one array at the first step that
+works on many columns at once (a ``FeatureVectorizer``).
 
 Scalers: Core ML's ``Scaler`` computes ``scale * (x + shift)``. StandardScaler
 (``(x - mean) / scale_``) becomes shift ``-mean``, scale ``1/scale_``: equal to
-sklearn's within an ulp, which is why skedge never puts a scaler in front of a
-tree (the trainer does not either).
+sklearn's within an ulp. A tree after a scaler does not read the Scaler's output:
+it branches on the scaler's inputs with thresholds mapped back through sklearn's
+own scaler (``ctx.folds``, trees.py), which is exact.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from skedge.runtime._schema import is_missing
+from skedge.runtime.missing import MISSING_CATEGORY, is_missing
 
 from .._steps import resolve_columns
 from ._builder import ARRAY, DOUBLE, STRING, Builder, CoreMLUnsupported, Var
@@ -132,7 +134,7 @@ def convert_simple_imputer(b: Builder, imp: Any, x: Any, ctx: Context) -> Any:
             o = b.var(f"{v.name}_imputed", STRING)
             m = b.model([v], [o], "impute")
             m.imputer.imputedStringValue = fill
-            m.imputer.replaceStringValue = ""  # the runtime's missing category
+            m.imputer.replaceStringValue = MISSING_CATEGORY  # what the runtime feeds for a missing category
             out_vars.append(o)
             continue
         if _nan(fill):
@@ -165,13 +167,17 @@ def convert_standard_scaler(b: Builder, s: Any, x: Any, ctx: Context) -> Var:
     n = int(s.n_features_in_)
     shift = -np.asarray(s.mean_, dtype=np.float64) if s.with_mean else np.zeros(n)
     factor = 1.0 / np.asarray(s.scale_, dtype=np.float64) if s.with_std else np.ones(n)
-    return _scaler(b, x, shift, factor, "standard")
+    out = _scaler(b, x, shift, factor, "standard")
+    ctx.folds[out.name] = (x, s)  # trees fold it into their thresholds (trees.py): exact
+    return out
 
 
 def convert_minmax_scaler(b: Builder, s: Any, x: Any, ctx: Context) -> Var:
     # sklearn: X * scale_ + min_  ==  scale_ * (X + min_ / scale_)
     scale_ = np.asarray(s.scale_, dtype=np.float64)
     out = _scaler(b, x, np.asarray(s.min_, dtype=np.float64) / scale_, scale_, "minmax")
+    if not s.clip:
+        ctx.folds[out.name] = (x, s)  # trees fold it into their thresholds (trees.py): exact
     if s.clip:
         lo, hi = s.feature_range
         out = clip_array(b, out, np.full(out.width, float(lo)), np.full(out.width, float(hi)), "minmax_clip")
@@ -197,11 +203,12 @@ def convert_one_hot(b: Builder, enc: Any, x: Any, ctx: Context) -> list[Var]:
         if v.kind != STRING:
             raise CoreMLUnsupported(f"OneHotEncoder on the numeric column {v.name!r}: Core ML one-hot encodes "
                                     "strings (and int64, which skedge inputs are not)")
-        values = ["" if is_missing(c) else c for c in cats]  # sklearn's NaN category is the runtime's ""
+        # sklearn's NaN category is the runtime's marker (U+FFFF); "" is a category like any other
+        values = [MISSING_CATEGORY if is_missing(c) else c for c in cats]
         if not all(isinstance(c, str) for c in values):
             raise CoreMLUnsupported(f"OneHotEncoder categories of {v.name!r} are not all strings")
         if len(set(values)) != len(values):
-            raise CoreMLUnsupported(f"OneHotEncoder categories of {v.name!r} hold both '' and a missing value")
+            raise CoreMLUnsupported(f"OneHotEncoder categories of {v.name!r} hold a missing value twice")
         o = b.var(f"{v.name}_onehot", ARRAY, len(values))
         m = b.model([v], [o], "onehot")
         m.oneHotEncoder.stringCategories.vector.extend(values)

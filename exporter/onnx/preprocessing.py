@@ -2,9 +2,10 @@
 
 Everything numeric stays in float64, operation for operation as sklearn does it
 (``X -= mean_; X /= scale_`` becomes Sub then Div), so the graph reproduces
-sklearn's bits, not just its values. Missing strings arrive as ``""``
-(``skedge.runtime.normalize_category``); a sklearn category NaN/None is
-matched against ``""``.
+sklearn's bits, not just its values. A missing string arrives as
+``MISSING_CATEGORY`` (U+FFFF, ``skedge.runtime.missing``), never as ``""``: ``""`` is a
+string sklearn answers as one more category, and so does the graph. A sklearn
+category NaN/None is matched against the marker.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from skedge.runtime._schema import is_missing
+from skedge.runtime.missing import MISSING_CATEGORY, is_missing
 
 from .._steps import resolve_columns
 from ._builder import BOOL, DOUBLE, STRING, Graph, Var
@@ -35,16 +36,16 @@ __all__ = [
 
 
 def _string_or_number_consts(g: Graph, cats: Any, x: Var, hint: str) -> str:
-    """A constant of the categories in the column's element type; missing ones as ""/NaN."""
+    """A constant of the categories in the column's element type; missing ones as the marker/NaN."""
     if x.dtype == STRING:
-        vals = np.array(["" if is_missing(c) else str(c) for c in cats], dtype=object)
+        vals = np.array([MISSING_CATEGORY if is_missing(c) else str(c) for c in cats], dtype=object)
         return g.const(vals, hint)
     return g.const(np.asarray([np.nan if is_missing(c) else float(c) for c in cats], dtype=np.float64),
                    hint)
 
 
 def _match(g: Graph, x: Var, cats: Any, hint: str) -> str:
-    """[N, K] bool: x == category k. A NaN category matches a NaN value (numbers) or "" (strings)."""
+    """[N, K] bool: x == category k. A NaN category matches a NaN value (numbers) or the marker (strings)."""
     c = _string_or_number_consts(g, cats, x, f"{hint}_cats")
     eq = g.op1("Equal", [x.name, c], f"{hint}_eq")
     if x.dtype != STRING and any(is_missing(v) for v in cats):
@@ -125,7 +126,10 @@ def convert_simple_imputer(g: Graph, imp: Any, x: Var | list[Var], ctx: Context)
     cols = g.columns(x, "imp_in")
     if all(c.dtype == STRING for c in cols):
         out = []
-        empty = g.const(np.array([""], dtype=object), "empty")
+        # missing_values="" imputes the empty string (sklearn compares X == ""); NaN/None impute what the
+        # runtime feeds for a missing category
+        marker = "" if isinstance(mv, str) else MISSING_CATEGORY
+        empty = g.const(np.array([marker], dtype=object), "imp_marker")
         for j, c in enumerate(cols):
             fill = stats[j]
             if is_missing(fill):  # sklearn drops a column it could not learn a value for

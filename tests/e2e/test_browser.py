@@ -36,7 +36,9 @@ def _golden(bundle: Path) -> dict[str, Any]:
 
 
 def _row_of(golden: dict[str, Any], kind: str) -> tuple[dict[str, Any], int]:
-    i = next(i for i, k in enumerate(golden["kinds"]) if k == kind)
+    # golden rows from data are "mixed" by default now (fields drawn from different holdout rows, issue 10.5)
+    kinds = [kind, "mixed"] if kind == "holdout" else [kind]
+    i = next(i for i, k in enumerate(golden["kinds"]) if k in kinds)
     return golden["rows"][i], i
 
 
@@ -84,11 +86,10 @@ def test_missing_values_are_normalised_as_in_python(penguins_page: Any, penguins
     golden = _golden(penguins_bundle)
     row, i = _row_of(golden, "edge:all-missing")
     ref = {k: [v[i]] for k, v in golden["expected"].items()}
-    schema = json.loads((penguins_bundle / "manifest.json").read_text(encoding="utf-8"))["schema"]
-    kinds = {f["name"]: f["kind"] for f in schema["features"]}
-    # The same missing row spelled three ways: None everywhere; "" for categories and NaN for numbers; and one
-    # row alone (not in a list), which like the Python runtime answers with arrays of one.
-    blank = {name: ("" if kinds[name] == "category" else math.nan) for name in row}
+    # The same missing row spelled three ways: None; NaN wherever it is None (categories too; "" is a string,
+    # not a missing value); and one row alone (not in a list), which like the Python runtime answers with
+    # arrays of one.
+    blank = {name: math.nan if v is None else v for name, v in row.items()}
     for spelled in ([row], [blank], row):
         got = predict_in_page(penguins_page, spelled)
         assert compare_outputs("web", got, ref, golden.get("tolerance")).passed, (spelled, got, ref)
@@ -98,7 +99,7 @@ def test_missing_values_are_normalised_as_in_python(penguins_page: Any, penguins
     ("year", 2008.5),             # an integer feature given a fraction
     ("bill_length_mm", "39.1"),   # a number given as text
     ("bill_length_mm", math.inf),
-    ("island", 3),                # a category given a number
+    ("island", [3]),              # a category given a list (a number is a category's text: 3 is "3")
     ("island", True),
 ])
 def test_bad_values_are_refused_as_in_python(penguins_page: Any, penguins_bundle: Path, field: str,
@@ -139,8 +140,10 @@ def _fill(page: Any, row: dict[str, Any]) -> None:
     for name, value in row.items():
         field = page.locator(f'.field[data-field="{name}"]')
         if field.get_attribute("data-kind") in ("category", "boolean"):
-            choice = "" if value is None else ("true" if value else "false") if isinstance(value, bool) else value
-            field.locator("select").select_option(choice)
+            if value is None:  # "" may be a category of its own: the missing choice is chosen by its label
+                field.locator("select").select_option(label="(missing)")
+                continue
+            field.locator("select").select_option(("true" if value else "false") if isinstance(value, bool) else value)
             continue
         missing = field.locator('input[type="checkbox"]')
         if value is None:
@@ -325,3 +328,37 @@ def test_verify_web_runs_the_bundle_in_chromium(penguins_bundle: Path, web_ready
         assert by[target].rows == len(_golden(penguins_bundle)["rows"])
     assert "| web |" in (tmp_path / "parity.md").read_text(encoding="utf-8")
     assert np.isfinite(by["web"].max_abs_diff)
+
+
+@pytest.fixture(scope="module")
+def colors_page(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, Any]]:
+    from skedge.exporter import export
+    from skedge.exporter.web import open_demo_page
+    from skedge.mobile_demo import DemoServer, site_files
+    from tests.runtime.test_missing import _frame, _pipeline
+
+    X, y = _frame(600, 0)
+    pipe = _pipeline().fit(X, y)
+    bundle = export(pipe, X, tmp_path_factory.mktemp("colors"), name="colors", targets=["onnx"])
+    with DemoServer(site_files(bundle), port=0) as server:
+        page = open_demo_page(browser, server.url)
+        yield pipe, page
+        page.close()
+
+
+def test_empty_string_and_missing_in_the_browser_answer_like_sklearn(colors_page: tuple[Any, Any]) -> None:
+    """Issue 11.4 in onnxruntime-web: "" and " " are categories sklearn answers; None and NaN are missing."""
+    from skedge.exporter.web import predict_in_page
+    from tests.runtime.test_missing import _sk
+
+    pipe, page = colors_page
+    rows = [{"x": 0.1, "z": -0.2, "color": c} for c in ("", " ", None, math.nan, "red", "Zoë", "never", "日本語")]
+    got = predict_in_page(page, rows)
+    want = _sk(pipe, rows)
+    assert abs(want[0][1] - want[2][1]) > 0.3  # "" and missing differ in sklearn: the comparison can fail
+    np.testing.assert_allclose(np.asarray(got["probabilities"], dtype=np.float64), want, rtol=0, atol=1e-6)
+    assert list(got["label"]) == list(_sk(pipe, rows, "predict"))
+    empty = predict_in_page(page, [])
+    assert {k: len(v) for k, v in empty.items()} == {"label": 0, "probabilities": 0}
+    with pytest.raises(SchemaError, match="row 0, field 'color': got \"\uffff\", the value skedge feeds"):
+        predict_in_page(page, [{"x": 0.1, "z": 0.0, "color": "\uffff"}])

@@ -26,6 +26,11 @@ class Reference:
     def frame(self, rows: list[dict[str, Any]]) -> Any:
         from skedge.exporter._schema import frame_for_sklearn
 
+        from .test_fuzz import spelled
+
+        # a number given for a category field is that number's text (issue 10.3); sklearn was fitted on text
+        cats = [f.name for f in self.schema.features if f.kind == "category"]
+        rows = [{**r, **{n: spelled(r[n]) for n in cats if n in r}} for r in rows]
         return frame_for_sklearn(rows, self.schema)
 
     def _call(self, method: str, rows: list[dict[str, Any]]) -> np.ndarray:

@@ -104,7 +104,7 @@ def _unseen_in(tasks: list[tuple[str, str, Any]], model: Model) -> dict[str, int
         for row in arg if isinstance(arg, list) else [arg]:
             for name, cats in known.items():
                 v = row.get(name)
-                if isinstance(v, str) and v and v not in cats:
+                if isinstance(v, str) and v not in cats:  # "" too: a string, not a missing value (issue 11.4)
                     counts[name] = counts.get(name, 0) + 1
     return counts
 
