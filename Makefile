@@ -9,7 +9,7 @@ NPM ?= npm
 # onnxruntime-web (the page) and onnxruntime-node (the Node test), exactly as mobile_demo/package-lock.json says
 DEMO_NPM := mobile_demo/node_modules/.skedge-npm-ci
 
-.PHONY: setup demo test bench clean lint
+.PHONY: setup demo test bench clean lint coverage
 
 setup: $(VENV)/.installed $(DEMO_NPM)
 
@@ -32,17 +32,22 @@ $(DEMO_NPM): mobile_demo/package.json mobile_demo/package-lock.json
 	  echo "npm not found: the browser demo and its tests need Node.js 18+ and npm (apt-get install nodejs npm)" >&2; \
 	fi
 
+# The demo trains into a folder of its own and, on a re-run, removes only the version it made there:
+# never models/penguins, where a user's own versions live.
+DEMO_OUT := models/demo
+DEMO_BUNDLE := $(DEMO_OUT)/penguins/1.0.0
+
 demo: setup
-	rm -rf models/penguins
-	$(SKEDGE) train examples/penguins.toml --out models
-	$(SKEDGE) verify models/penguins/1.0.0
-	$(SKEDGE) inspect models/penguins/1.0.0
+	rm -rf $(DEMO_BUNDLE) $(DEMO_OUT)/verify-report
+	$(SKEDGE) train examples/penguins.toml --out $(DEMO_OUT)
+	$(SKEDGE) verify $(DEMO_BUNDLE) --report $(DEMO_OUT)/verify-report
+	$(SKEDGE) inspect $(DEMO_BUNDLE)
 	@echo
-	@echo "bundle:  models/penguins/1.0.0  (model.onnx, model.ort, model.mlmodel, golden.json, manifest.json)"
-	@echo "report:  models/penguins/1.0.0/card.md and models/penguins/1.0.0/report/"
+	@echo "bundle:  $(DEMO_BUNDLE)  (model.onnx, model.ort, model.mlmodel, golden.json, manifest.json)"
+	@echo "report:  $(DEMO_BUNDLE)/card.md and $(DEMO_BUNDLE)/report/"
 	@if [ -f $(DEMO_NPM) ]; then \
-	  $(SKEDGE) demo models/penguins/1.0.0 --out models/penguins-web >/dev/null && \
-	  echo "web:     models/penguins-web (static site); live on this machine: $(SKEDGE) demo models/penguins/1.0.0"; \
+	  $(SKEDGE) demo $(DEMO_BUNDLE) --out $(DEMO_OUT)/penguins-web >/dev/null && \
+	  echo "web:     $(DEMO_OUT)/penguins-web (static site); live on this machine: $(SKEDGE) demo $(DEMO_BUNDLE)"; \
 	else echo "web:     skipped (npm ci in mobile_demo/ first, see docs/mobile.md)"; fi
 
 test: setup
@@ -50,6 +55,10 @@ test: setup
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# docs/coverage.md from the census (tests/exporter/census.py): skedge and plain skl2onnx side by side
+coverage: setup
+	$(PY) -m tests.exporter.census
 
 lint: setup
 	$(VENV)/bin/ruff check .

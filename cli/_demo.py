@@ -16,6 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bundle", help="bundle directory")
     p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1 (default 8765; 0 picks a free one)")
+    p.add_argument("--host", default="127.0.0.1", metavar="NAME",
+                   help="address to listen on (default 127.0.0.1). The server answers only to a Host header naming "
+                        "this, 127.0.0.1 or localhost (DNS rebinding); anything but loopback shares the model on "
+                        "your network")
     p.add_argument("--out", type=Path, metavar="DIR",
                    help="write a self-contained static site (page, onnxruntime-web, model, schema) instead of serving")
     p.set_defaults(func=run)
@@ -34,6 +38,6 @@ def run(args: argparse.Namespace) -> int:
         say(f"serving {bold(str(args.bundle))} at {url}  (Ctrl-C to stop)")
         print(end="", flush=True)
 
-    serve(args.bundle, port=args.port, on_ready=ready)
+    serve(args.bundle, port=args.port, host=args.host, on_ready=ready)
     say("stopped")
     return 0

@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="show a bundle's schema, metrics, provenance and parity",
                        epilog="example: skedge inspect models/penguins/1.0.0 --json")
-    p.add_argument("bundle", help="bundle directory")
+    p.add_argument("bundle", help="bundle directory, or a bare model.onnx / model.ort (its schema only)")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    p.add_argument("--registry", metavar="REG", help="BUNDLE is NAME@ALIAS or NAME@VERSION of this registry; "
+                                                     "shows the gate report of the promotion too")
     p.set_defaults(func=run)
 
 
@@ -22,27 +25,77 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(out)
 
 
+MAX_CATEGORIES_SHOWN = 8  # a 2,000-level id column would otherwise print a 26,000-character line
+
+
+def _categories(cats: list[str]) -> str:
+    shown = [c if len(c) <= 24 else c[:23] + "…" for c in cats[:MAX_CATEGORIES_SHOWN]]
+    more = f", … ({len(cats):,} in all; --json lists them)" if len(cats) > MAX_CATEGORIES_SHOWN else ""
+    return ", ".join(shown) + more
+
+
+def _inputs(schema: dict[str, Any]) -> None:
+    from ._ui import say
+
+    rows = []
+    for f in schema["features"]:
+        st = f.get("stats", {})
+        rng = _categories(f.get("categories", [])) if f["kind"] == "category" else (
+            f"{st['min']:g} … {st['max']:g}" if "min" in st else "")
+        rows.append([f["name"], f["kind"], "yes" if f["nullable"] else "no", rng, f"{st.get('missing_rate', 0):.1%}"])
+    say(_table(["feature", "kind", "nullable", "range / categories", "missing"], rows))
+
+
+def _bare(path: Path, as_json: bool) -> int:
+    """A bare .onnx/.ort: what its own metadata says (schema, outputs); it has no manifest, metrics or parity."""
+    from skedge.runtime import load
+
+    from ._ui import bold, say
+
+    model = load(path)
+    schema = model.schema.to_json()
+    if as_json:
+        say(json.dumps(schema, indent=2, sort_keys=True))
+        return 0
+    say(bold(path.name) + f"  ({schema['task']}, a bare {model.target} model: no manifest, metrics or parity)")
+    if schema.get("classes"):
+        say("classes: " + ", ".join(map(str, schema["classes"])))
+    _inputs(schema)
+    say("\n" + bold("outputs"))
+    say(_table(["kind", "output"], [[k, v] for k, v in sorted(schema.get("outputs", {}).items())]))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from skedge.runtime._bundle import read_bundle
 
     from ._ui import bold, say
 
-    m = read_bundle(__import__("pathlib").Path(args.bundle)).manifest
+    registry_lines: list[str] = []
+    if getattr(args, "registry", None):
+        from ._registry import registry_summary
+
+        args.bundle, registry_lines = registry_summary(args.bundle, args.registry)
+    path = Path(args.bundle)
+    if path.is_file() or path.suffix in (".onnx", ".ort"):
+        return _bare(path, args.json)
+    bundle = read_bundle(path)
+    if "model.onnx" in bundle.files:
+        from skedge.runtime import load
+
+        loaded = load(path).bundle  # every hash, and the manifest against the model's own schema
+        bundle = loaded if loaded is not None else bundle
+    m = bundle.manifest
     if args.json:
         say(json.dumps(m, indent=2, sort_keys=True))
         return 0
     schema = m["schema"]
     say(bold(f"{m['name']} {m['version']}") + f"  ({m['task']}, {m.get('estimator', '')})")
+    say(f"bundle id: sha256(manifest.json) {bundle.digest}  (load(..., manifest_sha256=...) checks it)")
     if m.get("classes"):
         say("classes: " + ", ".join(map(str, m["classes"])))
     say("\n" + bold("inputs"))
-    rows = []
-    for f in schema["features"]:
-        st = f.get("stats", {})
-        rng = ", ".join(f.get("categories", [])) if f["kind"] == "category" else (
-            f"{st['min']:g} … {st['max']:g}" if "min" in st else "")
-        rows.append([f["name"], f["kind"], "yes" if f["nullable"] else "no", rng, f"{st.get('missing_rate', 0):.1%}"])
-    say(_table(["feature", "kind", "nullable", "range / categories", "missing"], rows))
+    _inputs(schema)
     if m.get("metrics"):
         say("\n" + bold("metrics (holdout)"))
         gates = m.get("gates", {})
@@ -71,4 +124,7 @@ def run(args: argparse.Namespace) -> int:
     items += [[k, v] for k, v in sorted((prov.get("libraries") or {}).items())]
     say(_table(["", ""], [i for i in items if i[1] not in ("", None)]))
     say("\nfiles: " + ", ".join(sorted(m["files"])))
+    if registry_lines:
+        say("\n" + bold("registry"))
+        say("\n".join(registry_lines))
     return 0

@@ -15,10 +15,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from skedge.exporter.progress import reporting, to_stderr
     from skedge.trainer import train
 
-    result = train(args.config, args.out, version=args.model_version, step=step)
+    with reporting(to_stderr):  # a line per export stage: a 2,000-tree forest takes minutes to export
+        result = train(args.config, args.out, version=args.model_version, step=step)
     say(bold(f"bundle: {result.path}"))
+    from skedge.runtime._bundle import read_bundle
+
+    say(f"  bundle id: sha256(manifest.json) {read_bundle(result.path, verify_hashes=False).digest}")
     for k, v in result.metrics.items():
         if isinstance(v, float):
             say(f"  {k}: {v:.4f}")
@@ -26,4 +31,10 @@ def run(args: argparse.Namespace) -> int:
         agree = "" if r.label_agreement is None else f"labels {r.label_agreement:.0%}, "
         say(f"  parity {r.target}: {agree}max abs diff {r.max_abs_diff:.2g} ({'pass' if r.passed else 'FAIL'})")
     say(f"  report: {result.path / 'card.md'}")
+    import json
+
+    from skedge.exporter.parity import left_out_warning
+
+    if (warning := left_out_warning(json.loads((result.path / "manifest.json").read_text()))) is not None:
+        say(warning)
     return 0

@@ -25,15 +25,20 @@ from skedge.runtime._model import Model
 from skedge.runtime._parity import ParityRow
 from skedge.runtime._schema import Feature, Schema
 
-from ._schema import infer_features
+from ._schema import STATS_FROM_SAMPLE, infer_features
+from ._steps import pipeline_steps
 from .bundle import check_version
 from .bundle import write_bundle as _write
 from .card import render_card
-from .golden import build_golden
+from .golden import GOLDEN_MODES, build_sweep, golden_from_sweep
 from .onnx import OUTPUT_NAMES, set_metadata, to_onnx
 from .parity import check_target, parity_markdown, parity_plot
+from .progress import describe_size, report
 
-__all__ = ["export", "library_versions", "frame_sha256", "Exported"]
+__all__ = ["export", "library_versions", "frame_sha256", "Exported", "DEFAULT_TARGETS"]
+
+# what an export tries when the user names no targets: ONNX always, the others where they are exact
+DEFAULT_TARGETS = ("onnx", "ort", "coreml")
 
 _OUTPUTS = {
     "classification": ("label", "probabilities"),
@@ -139,9 +144,28 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
           schema: Schema | None = None, nullable: dict[str, bool] | bool | None = None, seed: int = 0,
           metrics: dict[str, float] | None = None, gates: dict[str, dict[str, float]] | None = None,
           provenance: dict[str, Any] | None = None, reports: dict[str, bytes] | None = None,
-          description: str | None = None, targets: tuple[str, ...] = ("onnx", "ort", "coreml"),
-          tolerance: dict[str, Any] | None = None) -> Exported:
+          description: str | None = None, targets: tuple[str, ...] | list[str] | None = None,
+          tolerance: dict[str, Any] | None = None, golden: str = "mixed", target: str | None = None,
+          compare: dict[str, float] | None = None) -> Exported:
+    """Everything an export writes, checked; nothing written.
+
+    ``targets``: None (the default) exports ONNX and tries ``DEFAULT_TARGETS``' optional ones: one that
+    cannot be converted or does not answer like sklearn on the whole sweep is left out, its reason and
+    measured difference in ``manifest["unavailable_targets"]`` and the card. Named targets must all
+    pass: ``export`` raises ``ParityError`` for any that does not (``build`` reports it in ``parity``).
+    ``golden``: "mixed" (default: golden rows hold no sample record whole) or "holdout" (real rows).
+    ``target``: the label column's name and ``compare``: metric -> largest drop, both for the registry's gate
+    against the previous version (``skedge promote --data``), carried in the manifest.
+    """
     check_version(name, version)
+    named = targets is not None
+    wanted = tuple(DEFAULT_TARGETS if targets is None else targets)
+    unknown = [t for t in wanted if t not in DEFAULT_TARGETS]
+    if unknown or "onnx" not in wanted:
+        raise ExportError(f"targets must include 'onnx' and be among {', '.join(DEFAULT_TARGETS)}; got "
+                          f"{', '.join(map(str, wanted))}")
+    if golden not in GOLDEN_MODES:
+        raise ExportError(f"golden must be one of {', '.join(GOLDEN_MODES)}, not {golden!r}")
     if not isinstance(sample, pd.DataFrame) or sample.empty:
         raise ExportError("sample must be a non-empty pandas DataFrame of representative input rows")
     final = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
@@ -154,11 +178,14 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     _check_can_export(pipeline, final, sample)
     task = _task(final)
     classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
-    features = schema.features if schema else infer_features(sample, nullable=nullable)
+    # nullable where the fitted pipeline answers a missing value (asked of sklearn), unless the caller says
+    features = schema.features if schema else infer_features(sample, nullable=nullable, pipeline=pipeline,
+                                                             source=STATS_FROM_SAMPLE)
     outputs = {k: OUTPUT_NAMES[k] for k in _OUTPUTS[task]}
     cls_json = tuple(c.item() if hasattr(c, "item") else c for c in classes) if classes is not None else None
     schema = Schema(features=tuple(features), task=task, classes=cls_json, outputs=outputs)
 
+    report(f"convert to ONNX ({describe_size(final)})")
     model, ctx = to_onnx(pipeline, schema, graph_name=f"skedge_{name}".replace("-", "_").replace(".", "_"),
                          classes=classes)
     policy = {f.name: ("error" if f.name in ctx.strict_category_fields else "ignore")
@@ -182,40 +209,63 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     tol: dict[str, Any] = dict(tolerance or {"abs": 1e-5, "rel": 1e-5})
     if ctx.notes and "reason" not in tol:
         tol["reason"] = "; ".join(ctx.notes)
-    golden = build_golden(pipeline, schema, sample, seed=seed, tolerance=tol)
+    report("build the golden rows and the threshold sweep (sklearn answers every row)")
+    sweep, keep = build_sweep(pipeline, schema, sample, seed=seed, golden=golden)
+    golden_json = golden_from_sweep(sweep, keep, schema, tol, golden)
     files: dict[str, bytes] = {"model.onnx": onnx_bytes}
     parity: list[ParityRow] = []
     got_by: dict[str, dict[str, Any]] = {}
     unavailable: dict[str, str] = {}
+    dropped: dict[str, ParityRow] = {}
 
-    def run(target: str, data: bytes) -> None:
-        m = Model(data, schema, source=Path(f"model.{target}"), target=target)
-        row, got = check_target(target, m.predict_outputs, golden)
-        parity.append(row)
-        got_by[target] = got
+    def run(target: str, predict_outputs: Any, target_files: dict[str, bytes]) -> None:
+        row, got = check_target(target, predict_outputs, sweep, tol)
+        if row.passed or named or target == "onnx":  # a failure of these is export()'s refusal
+            parity.append(row)
+            files.update(target_files)
+            got_by[target] = {k: [v[i] for i in keep] for k, v in got.items()}
+            return
+        # an optional target the user did not ask for by name: left out, and why, with the difference
+        dropped[target] = row
+        unavailable[target] = (f"does not answer like sklearn on the export sweep: {row.label_mismatches} label "
+                               f"mismatches in {row.rows} rows, max abs diff {row.max_abs_diff:.3g}, max rel diff "
+                               f"{row.max_rel_diff:.3g} (bound {row.bound:g})")
 
-    run("onnx", onnx_bytes)
-    if "ort" in targets:
+    def unavailable_target(target: str, why: str) -> None:
+        if named:  # asked for by name: all or nothing
+            raise ExportError(f"the {target} target was asked for (targets={list(wanted)}) but cannot be "
+                              f"exported: {why}; nothing was written")
+        unavailable[target] = why
+
+    report("check ONNX parity on the sweep")
+    run("onnx", Model(onnx_bytes, schema, source=Path("model.onnx"), target="onnx").predict_outputs, {})
+    if "ort" in wanted:
         from .ort import to_ort
 
-        ort_bytes, ops = to_ort(onnx_bytes)
-        files["model.ort"], files["required_operators.config"] = ort_bytes, ops
-        run("ort", ort_bytes)
-    if "coreml" in targets:
+        report("convert to ORT format and check its parity")
+        try:
+            ort_bytes, ops = to_ort(onnx_bytes)
+        except ExportError as exc:
+            unavailable_target("ort", str(exc))
+        else:
+            run("ort", Model(ort_bytes, schema, source=Path("model.ort"), target="ort").predict_outputs,
+                {"model.ort": ort_bytes, "required_operators.config": ops})
+    if "coreml" in wanted:
+        report("convert to Core ML and check its parity")
         ml, why, evaluator = _coreml(pipeline, schema, name, version)
         if ml is None:
-            unavailable["coreml"] = str(why)
+            unavailable_target("coreml", str(why))
         else:
-            files["model.mlmodel"] = ml
-            row, got = check_target("coreml", evaluator.predict_outputs, golden)
-            parity.append(row)
-            got_by["coreml"] = got
+            run("coreml", evaluator.predict_outputs, {"model.mlmodel": ml})
 
-    files["golden.json"] = (json.dumps(golden, sort_keys=True, allow_nan=False) + "\n").encode()
-    pmd = parity_markdown(parity, golden)
+    files["golden.json"] = (json.dumps(golden_json, sort_keys=True, allow_nan=False) + "\n").encode()
+    sweep_info = {"rows": len(sweep), "golden_rows": len(keep), "tree_splits": sweep.splits,
+                  "boundaries_probed": sweep.probed, "splits_sampled": sweep.sampled, "golden": golden,
+                  "packed": "threshold:packed" in sweep.kinds}
+    pmd = parity_markdown(parity, golden_json, sweep=sweep_info, dropped=dropped)
     report_files = {f"report/{k}": v for k, v in (reports or {}).items()}
     report_files["report/parity.md"] = ("# Parity\n\n" + pmd).encode()
-    report_files["report/parity.png"] = parity_plot(golden, got_by)
+    report_files["report/parity.png"] = parity_plot(golden_json, got_by)
     files.update(report_files)
 
     prov = {
@@ -236,8 +286,12 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
         "outputs": outputs,
         "metrics": metrics or {},
         "gates": gates or {},
+        "target": target,
+        "compare": dict(compare or {}),
         "parity": {r.target: r.to_json() for r in parity},
+        "parity_sweep": sweep_info,
         "unavailable_targets": unavailable,
+        "dropped_targets": {t: r.to_json() for t, r in dropped.items()},
         "provenance": prov,
     }
     card = render_card({"name": name, "version": version, **manifest}, schema, pmd,
@@ -268,25 +322,51 @@ def _refuse_unknown_missing(pipeline: Any, sample: pd.DataFrame, f: Feature) -> 
 
 
 def _describe(pipeline: Any) -> list[str]:
-    steps = pipeline.steps if hasattr(pipeline, "steps") else [("estimator", pipeline)]
+    steps = pipeline_steps(pipeline)
     return [f"{n}: {type(s).__name__}" for n, s in steps]
 
 
+def _field_hint(pipeline: Any) -> str:
+    """Which steps the field's converters made, and the way out, for a parity failure (issue 12.6)."""
+    from .onnx._table import field_steps
+
+    steps = field_steps(pipeline)
+    if not steps:
+        return ""
+    return (f"\n  Converted by the field's converters, not by skedge's exact ones: {', '.join(steps)}. Replace it "
+            "with a step skedge converts itself (`skedge supported --target onnx`) or register a converter.")
+
+
 def export(pipeline: Any, sample: pd.DataFrame, out: str | os.PathLike[str] = "models", *, name: str,
-           version: str = "1.0.0", strict: bool = True, **kwargs: Any) -> Path:
+           version: str = "1.0.0", strict: bool = True, trusted: tuple[str, ...] | list[str] = (),
+           **kwargs: Any) -> Path:
     """Export a fitted Pipeline (or bare estimator) and write a verified bundle to ``out/name/version``.
 
+    ``pipeline`` may also be the path of a ``.skops`` file: it loads with skops' default trusted types
+    plus the ``trusted`` type names, never more (see ``skedge.exporter.skops_io``).
+
     ``sample``: representative input rows (a DataFrame with the columns the pipeline takes); the schema
-    is inferred from it and its rows become the holdout part of the golden vectors. With ``strict``
-    (the default) a parity failure raises ``ParityError`` and nothing is written.
+    is inferred from it, and the export sweep and golden rows are drawn from it. With ``strict`` (the
+    default) a parity failure of ONNX or of a target named in ``targets=`` raises ``ParityError`` and nothing
+    is written; with the default targets an optional one (ort, coreml) that is not exact is left out of the
+    bundle, with its reason and measured difference in the manifest and the card. ``golden="holdout"``
+    ships real sample rows in golden.json (by default no sample record is shipped whole).
     """
+    if isinstance(pipeline, (str, os.PathLike)):
+        from .skops_io import load_pipeline
+
+        pipeline = load_pipeline(Path(pipeline), trusted=trusted)
+    elif trusted:
+        raise ExportError("trusted= names types to load from a .skops file; pipeline is already an object")
     exported = build(pipeline, sample, name=name, version=version, **kwargs)
     failed = [r for r in exported.parity if not r.passed]
     if failed and strict:
         r = failed[0]
         raise ParityError(
             f"the {r.target} export does not answer like sklearn: {r.label_mismatches} label mismatches in "
-            f"{r.rows} golden rows, max abs diff {r.max_abs_diff:.3g} (bound {r.bound:g}); nothing was written"
+            f"{r.rows} rows of the export sweep, max abs diff {r.max_abs_diff:.3g}, max rel diff "
+            f"{r.max_rel_diff:.3g} (bound {r.bound:g}); nothing was written" + _field_hint(pipeline)
         )
+    report("write the bundle")
     return _write(out, name, version, exported.files, exported.manifest)
 

@@ -1,17 +1,32 @@
-"""Inferring the input schema (kinds, categories, training statistics) from a DataFrame."""
+"""Inferring the input schema (kinds, categories, statistics) from a DataFrame, and nullability from the model.
+
+A field is nullable where the fitted pipeline answers a missing value (issue 10.6), not where the rows at
+hand happen to hold one: ``answers_missing`` asks sklearn itself, on sample rows with that one field made
+missing (NaN), and calls the field nullable only when sklearn answers without an error and with finite
+outputs. The user can say otherwise per field (``nullable={...}`` / ``skedge export --nullable/--not-nullable``);
+a field said nullable where sklearn cannot answer a missing value is refused, since the runtime would then
+accept rows the reference cannot score.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import warnings
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from skedge.runtime._errors import DataError
+from skedge.runtime._errors import DataError, ExportError
 from skedge.runtime._schema import Feature, Schema, is_missing
 
-__all__ = ["infer_kind", "infer_features", "feature_stats", "frame_for_sklearn", "rows_to_json"]
+__all__ = ["infer_kind", "infer_features", "feature_stats", "frame_for_sklearn", "rows_to_json", "answers_missing",
+           "STATS_FROM_SAMPLE", "STATS_FROM_TRAINING"]
+
+# where a schema's statistics (ranges, categories, missing rates) came from: Feature.stats["source"]
+STATS_FROM_SAMPLE = "export sample"
+STATS_FROM_TRAINING = "training data"
+_PROBE_ROWS = 8
 
 
 def infer_kind(col: pd.Series) -> str:
@@ -52,18 +67,100 @@ def feature_stats(col: pd.Series, kind: str) -> dict[str, Any]:
     return stats
 
 
-def infer_features(frame: pd.DataFrame, *, nullable: Mapping[str, bool] | bool | None = None,
-                   kinds: Mapping[str, str] | None = None) -> tuple[Feature, ...]:
-    """One Feature per column. ``nullable``: True/False for all, a per-column map, or None (seen missing)."""
+def _missing_column(col: pd.Series) -> Any:
+    """A column of the same rows, all missing, in a dtype that keeps what sklearn sees (NaN for numbers,
+    NaN in an object or categorical column for strings)."""
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        return pd.Categorical([np.nan] * len(col), categories=col.cat.categories)
+    if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col):
+        return np.full(len(col), np.nan)
+    return pd.Series([np.nan] * len(col), index=col.index, dtype=object)
+
+
+def _answers(pipeline: Any, rows: pd.DataFrame) -> str | None:
+    """None when sklearn answers these rows without an error and with finite outputs, else why not."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on unknown categories and the like: an answer still
+        try:
+            outs = [pipeline.predict(rows)]
+            for method in ("predict_proba", "decision_function"):
+                if hasattr(pipeline, method):
+                    outs.append(getattr(pipeline, method)(rows))
+        except Exception as exc:  # any refusal of sklearn's means: no answer for a missing value here
+            return f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    for out in outs:
+        a = np.asarray(out)
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            return "the answer is not finite (NaN or inf)"
+    return None
+
+
+def answers_missing(pipeline: Any, frame: pd.DataFrame, names: Sequence[str]) -> dict[str, str | None]:
+    """For each field: None when the fitted pipeline answers rows with that field missing, else why not.
+
+    Base rows: up to eight sample rows sklearn answers as they are, so that only the missing value can fail.
+    One call for all fields at once (each block of rows with one field missing); field by field only when
+    that call fails. With no row sklearn answers, nothing can be asked: every field gets the reason.
+    """
+    head = frame.head(max(_PROBE_ROWS * 4, 32))
+    base = head.head(_PROBE_ROWS)
+    if _answers(pipeline, base) is not None:
+        good = [i for i in range(len(head)) if _answers(pipeline, head.iloc[i:i + 1]) is None][:_PROBE_ROWS]
+        base = head.iloc[good]
+    if base.empty:
+        return {n: "sklearn answers none of the sample rows" for n in names}
+
+    def block(name: str) -> pd.DataFrame:
+        rows = base.copy()
+        rows[name] = _missing_column(rows[name])
+        return rows
+
+    if names and _answers(pipeline, pd.concat([block(n) for n in names], ignore_index=True)) is None:
+        return {n: None for n in names}
+    return {n: _answers(pipeline, block(n)) for n in names}
+
+
+def _overrides(nullable: Mapping[str, bool] | Collection[str], columns: Sequence[str]) -> dict[str, bool]:
+    given = dict(nullable) if isinstance(nullable, Mapping) else {str(n): True for n in nullable}
+    unknown = [n for n in given if n not in columns]
+    if unknown:
+        raise ExportError(f"nullable names the field {unknown[0]!r}, which the sample does not have; fields are "
+                          f"{', '.join(columns)}")
+    return {str(k): bool(v) for k, v in given.items()}
+
+
+def infer_features(frame: pd.DataFrame, *, nullable: Mapping[str, bool] | Collection[str] | bool | None = None,
+                   kinds: Mapping[str, str] | None = None, pipeline: Any = None,
+                   source: str = STATS_FROM_TRAINING) -> tuple[Feature, ...]:
+    """One Feature per column.
+
+    ``nullable``: True/False for all; or per field, a map (True/False) or a collection of names (nullable),
+    overriding what is inferred for the others. Inferred: with ``pipeline``, what the fitted pipeline
+    answers (``answers_missing``); without, whether the frame holds a missing value. ``source``: where the
+    statistics come from, recorded in each feature's stats (the card says it).
+    """
+    columns = [str(c) for c in frame.columns]
+    given = {} if nullable is None or isinstance(nullable, bool) else _overrides(nullable, columns)
+    probed: dict[str, str | None] = {}
+    if pipeline is not None and not isinstance(nullable, bool):
+        probed = answers_missing(pipeline, frame, [c for c in columns if c not in given or given[c]])
+        forced = [c for c, v in given.items() if v and probed.get(c) is not None]
+        if forced:
+            raise ExportError(f"field {forced[0]!r} was declared nullable, but the fitted pipeline cannot answer a "
+                              f"missing value there ({probed[forced[0]]}): impute it in the pipeline, or leave it "
+                              "not nullable")
     out = []
     for name in frame.columns:
         col = frame[name]
         kind = (kinds or {}).get(str(name)) or infer_kind(col)
         stats = feature_stats(col, kind)
+        stats["source"] = source
         if isinstance(nullable, bool):
             nul = nullable
-        elif isinstance(nullable, Mapping) and str(name) in nullable:
-            nul = bool(nullable[str(name)])
+        elif str(name) in given:
+            nul = given[str(name)]
+        elif pipeline is not None:
+            nul = probed.get(str(name)) is None
         else:
             nul = stats["missing_rate"] > 0
         cats = None

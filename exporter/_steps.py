@@ -7,12 +7,12 @@ ColumnTransformer's column spec is read are the same for both, and live here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import numpy as np
 
-__all__ = ["resolve_columns", "unsupported", "run_converter"]
+__all__ = ["resolve_columns", "unsupported", "run_converter", "pipeline_steps", "describe_step", "public_name"]
 
 E = TypeVar("E", bound=Exception)
 
@@ -33,17 +33,61 @@ def resolve_columns(columns: Any, names: list[str], n: int) -> list[int]:
     return [names.index(c) if isinstance(c, str) else int(c) for c in cols]
 
 
-def unsupported(name: str, step: Any, *, error: type[E], target: str, refused: dict[type, str],
+def pipeline_steps(pipeline: Any) -> list[tuple[str, Any]]:
+    """The (name, step) pairs a converter walks; a bare estimator is named by its class, as the user wrote it."""
+    if hasattr(pipeline, "steps"):
+        return list(pipeline.steps)
+    return [(type(pipeline).__name__, pipeline)]
+
+
+def describe_step(name: str, step: Any) -> str:
+    """How a message names a step: "step 'svd' (TruncatedSVD)", or just "SVC" for a bare estimator."""
+    cls = type(step).__name__
+    return cls if name == cls else f"step {name!r} ({cls})"
+
+
+def _reason(refused: Mapping[Any, str], step: Any) -> str | None:
+    cls = type(step)
+    top = cls.__module__.split(".")[0]
+    for key in (cls, f"{cls.__module__}.{cls.__qualname__}", public_name(cls), f"{top}.{cls.__qualname__}"):
+        if key in refused:
+            return refused[key]
+    return None
+
+
+def public_name(cls: type) -> str:
+    """``sklearn.decomposition._pca.PCA`` -> ``sklearn.decomposition.PCA``: the path a user imports it by."""
+    parts = []
+    for part in cls.__module__.split("."):
+        if part.startswith("_"):
+            break
+        parts.append(part)
+    return ".".join([*parts, cls.__qualname__])
+
+
+def unsupported(name: str, step: Any, *, error: type[E], target: str, refused: Mapping[Any, str],
                 supported: list[str], keyword: str) -> E:
-    """The error for a step the table has no converter for: what is supported and how to add one."""
+    """The error for a step the table has no converter for: why, and the ways out (the list of what is supported
+    is one command away, not 700 characters on this line)."""
     cls = type(step).__name__
     where = "" if target == "ONNX" else f" to {target}"
-    if type(step) in refused:
-        return error(f"step {name!r} ({cls}) cannot be exported{where}: {refused[type(step)]}.")
-    return error(
-        f"step {name!r} ({cls}) has no {target} converter. Supported: {', '.join(supported)}.\n"
+    who = describe_step(name, step)
+    reason = _reason(refused, step)
+    if reason is not None:
+        return _marked(error(f"{who} cannot be exported{where}: {reason}.\n  Replace the step, or register a "
+                             f"converter: skedge.exporter.register_converter({cls}, {keyword}=...); see README, "
+                             "\"Custom steps\"."))
+    return _marked(error(
+        f"{who} has no {target} converter. Supported: {len(supported)} classes, listed by "
+        f"`skedge supported --target {keyword}`.\n"
         f"  Register one with skedge.exporter.register_converter({cls}, {keyword}=...); see README, \"Custom steps\"."
-    )
+    ))
+
+
+def _marked(exc: E) -> E:
+    # an error that already names its step passes through the outer steps' wrappers unchanged
+    exc._skedge_step = True  # type: ignore[attr-defined]
+    return exc
 
 
 def run_converter(convert: Callable[..., Any], args: tuple[Any, ...], *, name: str, step: Any, error: type[E],
@@ -53,8 +97,8 @@ def run_converter(convert: Callable[..., Any], args: tuple[Any, ...], *, name: s
     try:
         return convert(*args)
     except Exception as exc:
-        if isinstance(exc, error) and str(exc).startswith("step "):
-            raise
+        if isinstance(exc, error) and (getattr(exc, "_skedge_step", False) or str(exc).startswith("step ")):
+            raise  # already names the (inner) step it is about
         if not isinstance(exc, error | ValueError | TypeError | AttributeError | KeyError | IndexError):
             raise
-        raise error(f"step {name!r} ({type(step).__name__}) cannot be exported{where}: {exc}") from exc
+        raise _marked(error(f"{describe_step(name, step)} cannot be exported{where}: {exc}")) from exc

@@ -10,7 +10,15 @@ __all__ = ["render_card"]
 
 
 def _features_table(schema: Schema) -> list[str]:
-    lines = ["| feature | kind | nullable | training range / categories | missing rate |", "|---|---|---|---|---|"]
+    # the statistics are the export sample's when a user exported a pipeline of their own, not the training
+    # data's: say which, so a range is not mistaken for what the model was trained on
+    sources = sorted({str(f.stats.get("source", "training data")) for f in schema.features})
+    where = " / ".join(sources)
+    rows = next((f.stats["count"] for f in schema.features if "count" in f.stats), None)
+    lines = [f"Ranges, categories and missing rates: of the {where}" + (f" ({rows} rows)." if rows else "."),
+             "Nullable: the fitted pipeline answers a missing value there (asked of sklearn at export), or the "
+             "exporter was told so.", "",
+             f"| feature | kind | nullable | range / categories ({where}) | missing rate |", "|---|---|---|---|---|"]
     for f in schema.features:
         if f.kind == "category":
             rng = ", ".join(f.categories or ())
@@ -29,7 +37,7 @@ def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, rep
     out = [f"# Model card: {name} {version}", ""]
     out += ["## Intended use", "", manifest.get("description") or
             f"A {schema.task} model exported by skedge for on-device prediction. It answers for inputs like its "
-            "training data; outside the training ranges below its answers are extrapolations.", ""]
+            "training data; outside the ranges below its answers are extrapolations.", ""]
     out += ["## Outputs", ""]
     if schema.task == "classification":
         out.append(f"Label and one probability per class, in this order: {', '.join(map(str, schema.classes or ()))}.")
@@ -70,7 +78,7 @@ def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, rep
                                                                     if v == "error"]) else
                "ignored (all one-hot columns zero)")
             + "; the runtime counts them per field (`model.unseen_categories`).",
-            "- Numbers outside the training ranges are accepted; trees answer as at the edge of the range, "
+            "- Numbers outside the ranges above are accepted; trees answer as at the edge of the range, "
             "linear models extrapolate.",
             f"- Built with {', '.join(f'{k} {v}' for k, v in sorted((prov.get('libraries') or {}).items()))}.", ""]
     return "\n".join(out)

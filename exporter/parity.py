@@ -10,14 +10,31 @@ import numpy as np
 
 from skedge.runtime._parity import ParityRow, compare_outputs
 
-__all__ = ["check_target", "parity_table", "parity_markdown", "parity_plot"]
+__all__ = ["check_target", "left_out_warning", "parity_table", "parity_markdown", "parity_plot"]
 
 Predictor = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
 
-def check_target(target: str, predict_outputs: Predictor, golden: dict[str, Any]) -> tuple[ParityRow, dict[str, Any]]:
-    got = predict_outputs(golden["rows"])
-    return compare_outputs(target, got, golden["expected"], golden.get("tolerance")), got
+def check_target(target: str, predict_outputs: Predictor, golden: Any, tolerance: dict[str, Any] | None = None
+                 ) -> tuple[ParityRow, dict[str, Any]]:
+    """Run ``golden`` (golden.json's dict, or the export's whole ``Sweep``) through a target and compare.
+
+    The sweep goes in as one dict of columns: one batched call per target, not one per row.
+    """
+    if isinstance(golden, dict):
+        got = predict_outputs(golden["rows"])
+        return compare_outputs(target, got, golden["expected"], tolerance or golden.get("tolerance")), got
+    got = predict_outputs(golden.columns)
+    return compare_outputs(target, got, golden.expected, tolerance), got
+
+
+def left_out_warning(manifest: dict[str, Any]) -> str | None:
+    """One line for a CLI: the targets the export left out of the bundle and why (None if none)."""
+    gone = manifest.get("unavailable_targets") or {}
+    if not gone:
+        return None
+    parts = [f"{t} ({' '.join(str(why).split())[:160]})" for t, why in sorted(gone.items())]
+    return "warning: left out of the bundle: " + "; ".join(parts) + "; see card.md"
 
 
 def _fmt_agreement(row: ParityRow) -> str:
@@ -36,12 +53,28 @@ def parity_table(rows: list[ParityRow]) -> str:
     return "\n".join(lines)
 
 
-def parity_markdown(rows: list[ParityRow], golden: dict[str, Any] | None = None) -> str:
+def parity_markdown(rows: list[ParityRow], golden: dict[str, Any] | None = None, *,
+                    sweep: dict[str, Any] | None = None, dropped: dict[str, ParityRow] | None = None) -> str:
     lines = ["| target | rows | labels agree | max abs diff | max rel diff | bound | result |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r.target} | {r.rows} | {_fmt_agreement(r)} | {r.max_abs_diff:.3g} | "
                      f"{r.max_rel_diff:.3g} | {r.bound:.0e} | {'pass' if r.passed else '**FAIL**'} |")
+    for t, r in sorted((dropped or {}).items()):
+        lines.append(f"| {t} | {r.rows} | {_fmt_agreement(r)} | {r.max_abs_diff:.3g} | "
+                     f"{r.max_rel_diff:.3g} | {r.bound:.0e} | **FAIL**: left out of the bundle |")
+    if sweep is not None:
+        lines.append("")
+        lines.append(f"Rows: the export sweep, {sweep['rows']:,} rows answered by sklearn and every target: "
+                     f"{sweep['tree_splits']:,} tree splits, {sweep['boundaries_probed']:,} distinct boundaries "
+                     "in input space probed on both sides in float64 and float32"
+                     + (" (a sample of them: too many to probe all)" if sweep.get("splits_sampled") else "")
+                     + (" (packed: each row probes one boundary of every number feature)" if sweep.get("packed")
+                        else "")
+                     + f", plus the golden rows. golden.json keeps {sweep['golden_rows']:,} of them.")
+        lines.append("Golden rows: " + ("real holdout rows (export.golden = \"holdout\")." if sweep.get("golden") ==
+                                        "holdout" else "no sample record whole: each field of a mixed row comes "
+                                        "from a different holdout row; edge, threshold and tie rows."))
     if golden is not None:
         kinds: dict[str, int] = {}
         for k in golden.get("kinds", []):

@@ -8,8 +8,10 @@ from typing import Any
 
 from skedge.runtime import load
 from skedge.runtime._bundle import read_bundle
+from skedge.runtime._errors import BundleError
 from skedge.runtime._parity import ParityRow
 
+from .bundle import atomic_write
 from .parity import check_target, parity_markdown, parity_plot
 
 __all__ = ["verify_bundle", "EXTRA_TARGETS"]
@@ -22,10 +24,13 @@ def verify_bundle(path: str | Path, *, extra: tuple[str, ...] = (), report_dir: 
                   ) -> list[ParityRow]:
     """Run the golden rows through onnx, ort and coreml (whichever the bundle has) and any ``extra`` targets.
 
-    Writes ``parity.md`` and ``parity.png`` to ``report_dir`` (default ``<bundle>/report/verify``; files
-    outside the manifest, so the bundle's hashes still hold).
+    Never writes into the bundle (a signed or read-only bundle stays as it is): ``parity.md`` and
+    ``parity.png`` go to ``report_dir`` when one is given (it must not be inside the bundle), else nowhere.
     """
     p = Path(path)
+    if report_dir is not None and _inside(Path(report_dir), p):
+        raise BundleError(f"the report directory {report_dir} is inside the bundle {p}: verify never writes into "
+                         "a bundle (its files are a closed set); choose a directory outside it")
     bundle = read_bundle(p)
     golden = bundle.golden()
     rows: list[ParityRow] = []
@@ -47,8 +52,17 @@ def verify_bundle(path: str | Path, *, extra: tuple[str, ...] = (), report_dir: 
         row, got = check_target(target, EXTRA_TARGETS[target](p, golden), golden)
         rows.append(row)
         got_by[target] = got
-    out = report_dir or (p / "report" / "verify")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "parity.md").write_text("# Parity\n\n" + parity_markdown(rows, golden), encoding="utf-8")
-    (out / "parity.png").write_bytes(parity_plot(golden, got_by))
+    if report_dir is not None:
+        out = Path(report_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write(out / "parity.md", ("# Parity\n\n" + parity_markdown(rows, golden)).encode("utf-8"))
+        atomic_write(out / "parity.png", parity_plot(golden, got_by))
     return rows
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+    except ValueError:
+        return False
+    return True

@@ -1,4 +1,9 @@
-"""A small HTTP server for the demo site: 127.0.0.1 only, the right MIME types, nothing but the site's files."""
+"""A small HTTP server for the demo site: 127.0.0.1 only, the right MIME types, nothing but the site's files.
+
+It answers only to a ``Host`` header naming 127.0.0.1, localhost or the host it was started with (any port
+given must be its own): a page on another site can point its own name at 127.0.0.1 (DNS rebinding) and
+read what a local server answers, here the model and its golden rows. Any other ``Host`` gets 421.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,35 @@ from urllib.parse import unquote, urlsplit
 
 from ._site import MIME_TYPES, Content
 
-__all__ = ["DemoServer"]
+__all__ = ["DemoServer", "LOCAL_NAMES"]
+
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost", "[::1]"})
 
 
-def _handler(files: Mapping[str, Content], quiet: bool) -> type[BaseHTTPRequestHandler]:
+def _split_host(value: str) -> tuple[str, str | None]:
+    """``Host`` header -> (name lower-cased, without a trailing dot; port or None); "[::1]:8765" keeps brackets."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        name, rest = value[:end + 1], value[end + 1:]
+    else:
+        name, sep, port = value.partition(":")
+        rest = sep + port
+    return name.rstrip("."), rest[1:] if rest.startswith(":") else None
+
+
+def _handler(files: Mapping[str, Content], quiet: bool, names: frozenset[str]) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "skedge-demo"
         sys_version = ""
+
+        def _host_ok(self) -> bool:
+            host = self.headers.get("Host")
+            if not host:
+                return False
+            name, port = _split_host(host)
+            own_port = str(getattr(self.server, "server_port", ""))  # HTTPServer's bound port
+            return name in names and (port is None or port == own_port)
 
         def _lookup(self) -> tuple[str, Content] | None:
             path = unquote(urlsplit(self.path).path).lstrip("/")
@@ -30,6 +57,10 @@ def _handler(files: Mapping[str, Content], quiet: bool) -> type[BaseHTTPRequestH
             return (path, files[path]) if path in files else None
 
         def _send(self, head_only: bool) -> None:
+            if not self._host_ok():
+                # 421 Misdirected Request: this server is not the one that name belongs to
+                self.send_error(421, "this demo server answers only to 127.0.0.1 and localhost")
+                return
             found = self._lookup()
             if found is None:
                 self.send_error(404, "not part of the demo site")
@@ -76,8 +107,9 @@ class DemoServer:
 
     def __init__(self, files: Mapping[str, Content], *, host: str = "127.0.0.1", port: int = 8765,
                  quiet: bool = True) -> None:
+        names = LOCAL_NAMES | {_split_host(f"[{host}]" if ":" in host else host)[0]}
         try:
-            self._httpd = ThreadingHTTPServer((host, port), _handler(files, quiet))
+            self._httpd = ThreadingHTTPServer((host, port), _handler(files, quiet, names))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise OSError(exc.errno, f"port {port} on {host} is in use: choose another with --port N "

@@ -25,6 +25,7 @@ from ._errors import (
 from ._model import Model, load
 from ._parity import ParityRow
 from ._schema import Feature, Schema, normalize_category
+from .missing import MISSING_CATEGORY, MISSING_TEXT
 
 __all__ = [
     "load",
@@ -34,6 +35,8 @@ __all__ = [
     "Feature",
     "ParityRow",
     "normalize_category",
+    "MISSING_CATEGORY",
+    "MISSING_TEXT",
     "SkedgeError",
     "SchemaError",
     "BundleError",

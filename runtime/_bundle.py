@@ -9,6 +9,12 @@ and reads each once: the model's bytes are hashed as they are read, so the
 bytes onnxruntime gets are the bytes checked. The other files cost about a
 millisecond for a typical bundle (golden.json, the ORT model, the report);
 golden.json is checked again when ``verify()`` reads it.
+
+The manifest itself is not listed in the manifest: its sha256 is the bundle's identity (``Bundle.digest``,
+printed by ``skedge export``/``inspect``/``verify``, checked by ``load(..., manifest_sha256=)``, and what a
+signature covers, issue 13). What the manifest says about the model (schema, classes, outputs) is never
+taken on its word: ``model.onnx`` carries the schema in its own metadata and the runtime refuses a manifest
+that disagrees (``_model.check_manifest``).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ def sha256_file(path: Path) -> str:
 class Bundle:
     path: Path
     manifest: dict[str, Any]
+    # sha256 of manifest.json's bytes as read: the bundle's identity (it covers every file's sha256)
+    digest: str = ""
 
     @property
     def files(self) -> dict[str, Any]:
@@ -112,17 +120,21 @@ def _parse_json(raw: bytes, path: Path) -> dict[str, Any]:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{path} is not valid JSON ({exc}): the file is corrupt") from None
+    except RecursionError:  # json's C decoder recurses per level: a hostile file must not become a traceback
+        raise BundleError(f"{path} is nested too deeply to be a skedge file: the file is corrupt or "
+                          "hostile; export it again or restore it") from None
     if not isinstance(data, dict):
         raise BundleError(f"{path} is not a JSON object: the file is corrupt")
     return data
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path) -> tuple[dict[str, Any], str]:
+    """(the parsed object, sha256 of the bytes parsed)."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise BundleError(f"{path} is missing") from None
-    return _parse_json(raw, path)
+    return _parse_json(raw, path), hashlib.sha256(raw).hexdigest()
 
 
 def _inside(name: str) -> bool:
@@ -140,7 +152,7 @@ def read_bundle(path: Path, *, verify_hashes: bool = True) -> Bundle:
     if not (path / "manifest.json").is_file():
         raise BundleError(f"{path} is not a skedge bundle: it has no manifest.json "
                           "(a bundle is the directory `skedge train` or `skedge export` wrote)")
-    manifest = _read_json(path / "manifest.json")
+    manifest, digest = _read_json(path / "manifest.json")
     fmt = manifest.get("format")
     if fmt != BUNDLE_FORMAT:
         raise BundleError(
@@ -154,7 +166,7 @@ def read_bundle(path: Path, *, verify_hashes: bool = True) -> Bundle:
         if not _inside(name):
             raise BundleError(f"{path}/manifest.json names a file outside the bundle: {name!r}; "
                               "the manifest was tampered with")
-    bundle = Bundle(path=path, manifest=manifest)
+    bundle = Bundle(path=path, manifest=manifest, digest=digest)
     if verify_hashes:
         bundle.check_all()
     return bundle

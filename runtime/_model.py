@@ -37,7 +37,7 @@ from ._schema import InputPlan, Schema
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["Model", "load", "BATCH_THREADS_FROM"]
+__all__ = ["Model", "load", "check_manifest", "BATCH_THREADS_FROM"]
 
 # From this many rows a call is split across threads (chunks of at least half this). Below it, one run
 # on the calling thread: handing a chunk to a pool thread costs tens of µs; at 1,024 penguin rows two
@@ -46,6 +46,9 @@ BATCH_THREADS_FROM = 1024
 _ONNX_META_SCHEMA = "skedge.schema"
 _INPUT_TYPES = {"category": "tensor(string)", "number": "tensor(double)", "integer": "tensor(double)",
                 "boolean": "tensor(double)"}
+
+_ORT_DTYPES: dict[str, Any] = {"tensor(string)": object, "tensor(double)": np.float64, "tensor(float)": np.float32,
+                               "tensor(int64)": np.int64, "tensor(bool)": np.bool_}
 
 _pool: ThreadPoolExecutor | None = None
 _pool_pid = 0
@@ -127,6 +130,88 @@ def _check_inputs(session: Any, schema: Schema, source: Path) -> None:
                           "describe: the manifest and the model do not belong together; export again")
 
 
+# What each output kind must be (type, rank), so that a schema naming the wrong output for a kind (outputs
+# swapped) is a BundleError at load, not a wrong answer or a traceback at the first call. Labels are the
+# classes themselves: strings, integers, booleans or floats, one per row.
+_LABEL_TYPES = ("tensor(string)", "tensor(int64)", "tensor(int32)", "tensor(bool)", "tensor(double)", "tensor(float)")
+_OUTPUT_TYPES = {"label": (_LABEL_TYPES, (1, 2)), "probabilities": (("tensor(double)",), (2,)),
+                 "value": (("tensor(double)",), (1, 2)), "score": (("tensor(double)",), (1, 2))}
+# what predict() reads, per task (a classifier without probabilities, such as LinearSVC, may still be exported)
+_TASK_OUTPUTS = {"classification": ("label",), "regression": ("value",), "anomaly": ("label",)}
+
+
+def _check_outputs(session: Any, schema: Schema, source: Path) -> None:
+    outs = {o.name: o for o in session.get_outputs()}
+    kinds = dict(schema.outputs)
+    need = _TASK_OUTPUTS.get(schema.task, ())
+    absent = [k for k in need if k not in kinds]
+    if absent:
+        raise BundleError(f"{source}: the schema names no {absent[0]!r} output, which a {schema.task} model has: "
+                          "the schema is corrupt; export the model again")
+    if len(set(kinds.values())) != len(kinds):
+        raise BundleError(f"{source}: the schema names one output for two kinds ({kinds}): the schema is corrupt; "
+                          "export the model again")
+    for kind, name in kinds.items():
+        if kind not in _OUTPUT_TYPES:
+            raise BundleError(f"{source}: the schema names an output of unknown kind {kind!r}: the schema is "
+                              "corrupt; export the model again")
+        if name not in outs:
+            raise BundleError(f"{source}: the model has no output {name!r} named in its schema")
+        types, ranks = _OUTPUT_TYPES[kind]
+        shape = outs[name].shape
+        got_rank = len(shape) if isinstance(shape, list | tuple) else None
+        width = shape[1] if got_rank == 2 else None
+        wrong = outs[name].type not in types or (got_rank is not None and got_rank not in ranks) or (
+            kind == "probabilities" and isinstance(width, int) and schema.classes is not None
+            and width != len(schema.classes)) or (kind == "label" and isinstance(width, int) and width != 1)
+        if wrong:
+            raise BundleError(f"{source}: the schema takes output {name!r} ({outs[name].type}, shape {shape}) as the "
+                              f"{kind}, which is {' or '.join(types)} of rank {' or '.join(map(str, ranks))}: the "
+                              "schema's outputs are mixed up; export the model again")
+
+
+def _first_difference(a: Any, b: Any, where: str = "") -> tuple[str, Any, Any] | None:
+    """(path, a's value, b's value) of the first place two JSON values differ, for a message naming both."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b), key=str):
+            d = _first_difference(a.get(k), b.get(k), f"{where}.{k}" if where else str(k))
+            if d is not None:
+                return d
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b) and not all(
+            isinstance(x, str | int | float | bool) or x is None for x in a + b):
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            d = _first_difference(x, y, f"{where}[{i}]")
+            if d is not None:
+                return d
+        return None
+    return None if a == b else (where or "(the whole schema)", a, b)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _same_schema(given: Schema, own: Schema, source: Path, what: str = "the manifest") -> None:
+    d = _first_difference(given.to_json(), own.to_json())
+    if d is not None:
+        where, a, b = d
+        raise BundleError(f"{source}: {what} says schema {where} is {_short(a)}, the model itself says "
+                          f"{_short(b)}: the manifest was changed after export or belongs to another model; "
+                          "export the model again or restore it")
+
+
+def check_manifest(manifest: dict[str, Any], schema: Schema, source: Path) -> None:
+    """The manifest's own copies of task, classes and outputs must be the model's (``schema``, from model.onnx)."""
+    own = schema.to_json()
+    for key in ("task", "classes", "outputs"):
+        if key in manifest and manifest[key] != own[key]:
+            raise BundleError(f"{source}: manifest.json says {key} is {_short(manifest[key])}, the model itself "
+                              f"says {_short(own[key])}: the manifest was changed after export or belongs to "
+                              "another model; export the model again or restore it")
+
+
 class Model:
     """A model ready to predict. Thread-safe: one instance can serve many threads at once."""
 
@@ -136,18 +221,19 @@ class Model:
         self.bundle = bundle
         self.target = target
         self._session = _session(model_bytes, source)
+        meta = self._session.get_modelmeta().custom_metadata_map
         if schema is None:  # a bare model file describes itself in its metadata
-            schema = _schema_from_metadata(self._session.get_modelmeta().custom_metadata_map, source)
+            schema = _schema_from_metadata(meta, source)
+        elif _ONNX_META_SCHEMA in meta:
+            # the model file is the authority: a schema given beside it (a manifest's) must be the model's own
+            _same_schema(schema, _schema_from_metadata(meta, source), source)
         self.schema = schema
         _check_inputs(self._session, schema, source)
+        _check_outputs(self._session, schema, source)
         self._plan = InputPlan(schema)
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self._threads = threads or os.cpu_count() or 1
-        outputs = {o.name for o in self._session.get_outputs()}
-        missing = [name for name in schema.outputs.values() if name not in outputs]
-        if missing:
-            raise BundleError(f"{source}: the model has no output {missing[0]!r} named in its schema")
         self._outputs = dict(schema.outputs)
         self._out_kinds = tuple(self._outputs)
         self._predict_kind = "value" if schema.task == "regression" else "label"
@@ -167,6 +253,11 @@ class Model:
     @property
     def name(self) -> str:
         return str(self.bundle.manifest.get("name")) if self.bundle else self.source.stem
+
+    @property
+    def digest(self) -> str | None:
+        """sha256 of the bundle's manifest.json: the bundle's identity (None for a bare model file)."""
+        return self.bundle.digest if self.bundle else None
 
     @property
     def version(self) -> str | None:
@@ -190,6 +281,8 @@ class Model:
         return out
 
     def _run(self, names: list[str], feeds: dict[str, np.ndarray], n: int) -> list[np.ndarray]:
+        if n == 0:
+            return self._empty(names)
         chunks = min(self._threads, n // (BATCH_THREADS_FROM // 2)) if n >= BATCH_THREADS_FROM else 1
         if chunks <= 1:
             return self._run_once(names, feeds)
@@ -198,6 +291,19 @@ class Model:
         pool = _batch_pool()
         results = [f.result() for f in [pool.submit(self._run_once, names, p) for p in parts]]
         return [np.concatenate([r[j] for r in results]) for j in range(len(names))]
+
+    def _empty(self, names: list[str]) -> list[np.ndarray]:
+        """Zero rows out for zero rows in, typed as the graph declares, without a run: not every kernel
+        takes an empty batch, and an empty batch has one answer."""
+        declared = {o.name: o for o in self._session.get_outputs()}
+        out = []
+        for name in names:
+            o = declared[name]
+            width = [d if isinstance(d, int) else 0 for d in o.shape[1:]]
+            if name == self._outputs.get("probabilities"):
+                width = [len(self.schema.classes or ())]
+            out.append(np.empty((0, *width), dtype=_ORT_DTYPES.get(o.type, np.float64)))
+        return out
 
     def _outputs_for(self, rows: Any, kinds: tuple[str, ...] | list[str]) -> tuple[list[np.ndarray], bool]:
         feeds, n, single = self._plan.feeds(rows)
@@ -251,7 +357,11 @@ class Model:
             rows, expected = golden["rows"], golden["expected"]
         except KeyError as exc:
             raise BundleError(f"{self.bundle.path}/golden.json has no {exc.args[0]!r}: the file is corrupt") from None
-        got = self.predict_outputs(rows)
+        # through a plan of its own: the golden rows' unseen categories are the exporter's edge rows, not
+        # traffic, and must not show in ``unseen_categories``
+        feeds, n, _ = InputPlan(self.schema).feeds(rows)
+        out = self._run([self._outputs[k] for k in self._out_kinds], feeds, n)
+        got = {k: _flat(k, v) for k, v in zip(self._out_kinds, out, strict=True)}
         return compare_outputs(self.target, got, expected, golden.get("tolerance"))
 
 
@@ -272,26 +382,72 @@ def _schema_from_metadata(meta: dict[str, str], source: Path) -> Schema:
         data = json.loads(meta[_ONNX_META_SCHEMA])
     except json.JSONDecodeError as exc:
         raise BundleError(f"{source}: its '{_ONNX_META_SCHEMA}' metadata is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise BundleError(f"{source}: its '{_ONNX_META_SCHEMA}' metadata is nested too deeply to be a schema: "
+                          "the file is corrupt or hostile; export it again") from None
     if not isinstance(data, dict):
         raise BundleError(f"{source}: its '{_ONNX_META_SCHEMA}' metadata is not a JSON object")
     return Schema.from_json(data)
 
 
-def load(path: str | os.PathLike[str], *, target: str = "onnx", threads: int | None = None) -> Model:
-    """Load a bundle directory or a bare ``.onnx``/``.ort`` file.
+def load(path: str | os.PathLike[str], *, target: str = "onnx", threads: int | None = None,
+         manifest_sha256: str | None = None, trust: Any = None, name: str | None = None,
+         alias: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> Model:
+    """Load a bundle directory or a bare ``.onnx``/``.ort`` file (or ``name@alias`` of a registry).
 
     ``target`` picks the bundle's ``model.onnx`` ("onnx") or ``model.ort`` ("ort"); every file the
-    manifest lists is checked against its size and sha256. ``threads``:
-    how many chunks a large batch may run in at once (default: the CPU count; 1 never splits).
+    manifest lists is checked against its size and sha256, and the manifest's schema, classes and outputs
+    against the schema the model file carries. ``manifest_sha256``: the bundle identity the app expects
+    (``model.digest``, printed by ``skedge export`` and ``skedge inspect``); another manifest is refused.
+    ``threads``: how many chunks a large batch may run in at once (default: the CPU count; 1 never splits).
+    ``trust``: an Ed25519 public key (PEM path or bytes): the bundle must carry a valid ``signature.json``
+    by it, checked before anything else, and the session is built from the very bytes verified
+    (``skedge.runtime.signing``). ``name``/``alias``: ``path`` is a registry and the bundle is what the
+    alias names (``skedge.runtime.registry``). ``state_dir``: where a reader with ``trust`` keeps the
+    sequences it accepted, to refuse a replayed older one (default ``$SKEDGE_STATE_DIR``, else
+    ``$XDG_STATE_HOME/skedge``).
     """
     p = Path(path)
-    bundle, data, target = read_model(p, target)
+    accept = found = None
+    bundle: Bundle | None
+    if name is not None or alias is not None:
+        from .registry import resolve
+
+        found = resolve(p, name, alias, trust=trust, state_dir=state_dir)
+        p, accept = found.path, found.accept
+        manifest_sha256 = manifest_sha256 or found.digest
+    if trust is not None:
+        from .signing import read_model_signed
+
+        # a bundle named by path is replay-checked by its release; one named in a registry by its alias record
+        # (or asked for by its exact version)
+        bundle, data, accept_release = read_model_signed(p, trust, target, state_dir=state_dir,
+                                                         check_release=found is None)
+        accept = accept or accept_release
+    else:
+        bundle, data, target = read_model(p, target)
+    if found is not None and bundle is not None and str(bundle.manifest.get("version")) != found.version:
+        raise BundleError(f"{p}: the registry names it {found.name}@{found.version}, its manifest says version "
+                          f"{bundle.manifest.get('version')}: the registry was changed; run skedge fsck")
     if bundle is None:  # a bare file: its schema is in its own metadata
+        if manifest_sha256 is not None:
+            raise BundleError(f"{p} is a bare model file: it has no manifest.json whose sha256 could be checked")
         return Model(data, None, source=p, target=target, threads=threads)
+    if manifest_sha256 is not None and bundle.digest != manifest_sha256.strip().lower():
+        raise BundleError(f"{p}/manifest.json has sha256 {bundle.digest}, expected {manifest_sha256}: this is "
+                          "not the bundle you asked for (another export, or a changed manifest): restore it, or expect "
+                          "the new bundle's sha256 (skedge inspect prints it)")
     model_file = MODEL_FILES[target]
     bundle.check_all(skip=model_file)
     schema_json = bundle.manifest.get("schema")
     if not isinstance(schema_json, dict):
         raise BundleError(f"{p}/manifest.json has no schema: the manifest is corrupt; export the model again")
-    return Model(data, Schema.from_json(schema_json), source=p / model_file, bundle=bundle, target=target,
-                 threads=threads)
+    manifest_schema = Schema.from_json(schema_json)
+    model = Model(data, manifest_schema, source=p / model_file, bundle=bundle, target=target, threads=threads)
+    if _ONNX_META_SCHEMA not in model._session.get_modelmeta().custom_metadata_map:
+        raise BundleError(f"{p / model_file} carries no '{_ONNX_META_SCHEMA}' metadata, so the manifest's schema "
+                          "cannot be checked against the model: it was not exported by skedge; export it again")
+    check_manifest(bundle.manifest, model.schema, p / model_file)
+    if accept is not None:  # only a model that passed every check moves the reader's high-water mark
+        accept()
+    return model

@@ -46,6 +46,7 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="append", default=[], metavar="COL",
                    help="carry an input column through to the output (an id); repeatable")
     p.add_argument("--target", default="onnx", choices=["onnx", "ort"], help="which model file of the bundle")
+    p.add_argument("--registry", metavar="REG", help="BUNDLE is NAME@ALIAS or NAME@VERSION of this registry")
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=["local", "dask"], default="local",
                    help="local: this process, file after file (default); dask: one Dask task per file "
@@ -87,6 +88,10 @@ def run_predict(args: argparse.Namespace) -> int:
         _usage(args, "--scheduler and --workers go with --engine dask")
     if scheduler and workers:
         _usage(args, "--workers sizes a local cluster; with --scheduler the cluster has its own workers")
+    if getattr(args, "registry", None):
+        from .registry import locate
+
+        args.bundle = locate(args.bundle, args.registry)
     inputs = find_inputs(args.input)
     keep = tuple(args.keep)
     if args.output is None:

@@ -65,6 +65,10 @@ class ModelConfig(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="estimator parameters")
 
 
+# what `skedge promote`'s gate measures (skedge.registry.gate; a test holds the two together)
+COMPARE_METRICS = frozenset({"accuracy", "balanced_accuracy", "r2", "mae", "rmse", "anomaly_rate_gap"})
+
+
 class EvaluationConfig(_Strict):
     holdout: float = Field(0.2, gt=0.0, lt=0.9, description="fraction of rows held out for evaluation")
     stratify: bool = True
@@ -73,10 +77,26 @@ class EvaluationConfig(_Strict):
         description="metric -> bound: a minimum for scores (accuracy, r2, ...), a maximum for errors "
                     "(mae, rmse, log_loss)")
 
+    compare: dict[str, float] = Field(
+        default_factory=dict,
+        description="the gate against the previous version (skedge promote): metric -> largest drop allowed "
+                    f"({', '.join(sorted(COMPARE_METRICS))}); carried in the manifest")
+
     @field_validator("gates")
     @classmethod
     def _gates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
         return _check_gates(v)
+
+    @field_validator("compare")
+    @classmethod
+    def _compare_rules(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, drop in v.items():
+            if name not in COMPARE_METRICS:
+                raise ValueError(f"unknown metric {name!r}; the gate against the previous version measures "
+                                 f"{', '.join(sorted(COMPARE_METRICS))}")
+            if not 0.0 <= drop < float("inf"):
+                raise ValueError(f"{name} = {drop!r}: a drop is a finite number, 0 or more")
+        return v
 
 
 Target = Literal["onnx", "ort", "coreml"]

@@ -138,6 +138,7 @@ def train(config: str | Path | Config, out: str | Path = "models", *, version: s
             # targets named in the config must all pass; by default an inexact optional one is left out
             targets=tuple(cfg.export.targets) if "targets" in cfg.export.model_fields_set else None,
             golden=cfg.export.golden, tolerance={"abs": cfg.export.tolerance, "rel": cfg.export.tolerance},
+            target=cfg.data.target, compare=dict(cfg.evaluation.compare),
             provenance={"config_sha256": cfg.sha256, "data": info["data"], "git_commit": _git_commit(cfg.base_dir),
                         "estimator_params": {k: repr(v) for k, v in sorted(pipe.steps[-1][1].get_params().items())},
                         "per_class": metrics.get("per_class")},

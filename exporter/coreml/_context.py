@@ -23,3 +23,7 @@ class Context:
     # imputer on an input is always written, even for a field the schema calls not nullable
     inputs: frozenset[str] = frozenset()
     notes: list[str] = field(default_factory=list)
+    # a scaler's output name -> (its input columns, the fitted sklearn scaler): a tree after it may branch on
+    # the inputs with thresholds mapped through sklearn's own arithmetic (trees.py), which is exact where
+    # Core ML's Scaler (scale * (x + shift)) is an ulp off sklearn's (x - mean) / scale
+    folds: dict[str, Any] = field(default_factory=dict)

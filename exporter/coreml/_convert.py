@@ -17,7 +17,7 @@ from typing import Any
 
 from skedge.runtime._schema import Schema
 
-from .._steps import run_converter, unsupported
+from .._steps import describe_step, pipeline_steps, run_converter, unsupported
 from ._builder import ARRAY, DOUBLE, INT64, SPEC_VERSION, STRING, Builder, CoreMLUnsupported, Var, describe
 from ._context import Context
 from ._proto import proto
@@ -54,11 +54,11 @@ def _input_note(f: Any) -> str:
 
 def to_coreml(pipeline: Any, schema: Schema, *, name: str, version: str) -> bytes:
     """The serialized Core ML spec (``model.mlmodel``) of a fitted pipeline; ``CoreMLUnsupported`` if it cannot be."""
-    steps = pipeline.steps if hasattr(pipeline, "steps") else [("estimator", pipeline)]
+    steps = pipeline_steps(pipeline)
     if schema.task not in ("classification", "regression"):
         final_name, final = steps[-1]
         why = REFUSED.get(type(final), f"{schema.task} models are not exported to Core ML")
-        raise CoreMLUnsupported(f"step {final_name!r} ({type(final).__name__}) cannot be exported to Core ML: {why}")
+        raise CoreMLUnsupported(f"{describe_step(final_name, final)} cannot be exported to Core ML: {why}")
     kinds = ("label", "probabilities") if schema.task == "classification" else ("value",)
     outputs = {k: schema.outputs[k] for k in kinds}
     b = Builder(reserved=[*schema.names, *outputs.values()])
@@ -73,7 +73,7 @@ def to_coreml(pipeline: Any, schema: Schema, *, name: str, version: str) -> byte
     final_name, final = steps[-1]
     out = convert_step(b, final_name, final, x, ctx)
     if not isinstance(out, dict) or set(out) != set(kinds):
-        raise CoreMLUnsupported(f"the last step {final_name!r} ({type(final).__name__}) is not a "
+        raise CoreMLUnsupported(f"the last step, {describe_step(final_name, final)}, is not a "
                                 f"{schema.task} estimator skedge can export")
 
     m = proto().Model_pb2.Model()

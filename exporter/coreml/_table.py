@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sklearn.compose import ColumnTransformer
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -21,12 +21,26 @@ from sklearn.ensemble import (
     IsolationForest,
     RandomForestClassifier,
     RandomForestRegressor,
+    StackingClassifier,
+    StackingRegressor,
+    VotingClassifier,
+    VotingRegressor,
 )
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.preprocessing import (
+    Binarizer,
+    FunctionTransformer,
+    MinMaxScaler,
+    OneHotEncoder,
+    PowerTransformer,
+    QuantileTransformer,
+    StandardScaler,
+    TargetEncoder,
+)
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 
 from . import linear, preprocessing, trees
@@ -79,6 +93,26 @@ REFUSED: dict[type, str] = {
     MLPClassifier: _MLP,
     MLPRegressor: _MLP,
 }
+
+# skedge's own ONNX converters (issue 12 point 2) that have no Core ML counterpart yet: the bundle keeps its
+# ONNX model and the manifest says why there is no model.mlmodel
+_FLOAT32_ONLY = ("not implemented for Core ML: its elementwise functions (log, exp, interpolation) exist only as "
+                 "float32 neural-network layers, which cannot be proven equal to sklearn's float64 transform")
+_META = ("not implemented for Core ML: averaging or stacking several models' outputs needs neural-network "
+         "layers in float32 between Core ML models; the ONNX bundle carries it exactly")
+REFUSED.update({
+    CountVectorizer: "Core ML has no model type that tokenizes text by a regular expression",
+    TfidfVectorizer: "Core ML has no model type that tokenizes text by a regular expression",
+    Binarizer: "not implemented for Core ML yet (ONNX only)",
+    TargetEncoder: "not implemented for Core ML yet (ONNX only)",
+    PowerTransformer: _FLOAT32_ONLY,
+    QuantileTransformer: _FLOAT32_ONLY,
+    TransformedTargetRegressor: _META,
+    VotingClassifier: _META,
+    VotingRegressor: _META,
+    StackingClassifier: _META,
+    StackingRegressor: _META,
+})
 
 
 def qualified_name(cls: type) -> str:

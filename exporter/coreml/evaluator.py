@@ -607,21 +607,38 @@ class _Tree:
     val: np.ndarray  # (nodes, P) evaluation values, padded with 0.0
 
     def leaf_of(self, x: np.ndarray) -> np.ndarray:
+        """The leaf each row reaches: rows are split node by node (a node's rows go to one child or the other)."""
         pos = np.zeros(len(x), dtype=np.int64)
-        for _ in range(len(self.feature) + 1):
-            active = np.where(~self.is_leaf[pos])[0]
-            if len(active) == 0:
-                return pos
-            node = pos[active]
-            v = x[active, self.feature[node]]
-            t = self.value[node]
-            b = self.behaviour[node]
-            with np.errstate(invalid="ignore"):
-                cond = np.select([b == 0, b == 1, b == 2, b == 3, b == 4, b == 5],
-                                 [v <= t, v < t, v >= t, v > t, v == t, v != t])
-            cond = np.where(np.isnan(v), self.nan_true[node], cond)
-            pos[active] = np.where(cond, self.true_child[node], self.false_child[node])
-        raise BundleError("Core ML spec: a tree does not end in leaves")  # pragma: no cover - cycles refused
+        if len(x) == 0:
+            return pos
+        leaf, feature, value = self.is_leaf.tolist(), self.feature.tolist(), self.value.tolist()
+        behaviour, nan_true = self.behaviour.tolist(), self.nan_true.tolist()
+        true_child, false_child = self.true_child.tolist(), self.false_child.tolist()
+        stack = [(0, np.arange(len(x)))]
+        visits = 0
+        while stack:
+            node, idx = stack.pop()
+            visits += 1
+            if visits > 2 * len(leaf) + 1:  # pragma: no cover - cycles are refused when the tree is compiled
+                raise BundleError("Core ML spec: a tree does not end in leaves")
+            if leaf[node]:
+                pos[idx] = node
+                continue
+            v = x[idx, feature[node]]
+            cond = _BRANCH[behaviour[node]](v, value[node])
+            nan = np.isnan(v)
+            if nan.any():  # NaN compares false everywhere; missingValueTracksTrueChild decides instead
+                cond = np.where(nan, bool(nan_true[node]), cond)
+            yes, no = idx[cond], idx[~cond]
+            if len(yes):
+                stack.append((true_child[node], yes))
+            if len(no):
+                stack.append((false_child[node], no))
+        return pos
+
+
+# BranchOnValue{LessThanEqual, LessThan, GreaterThanEqual, GreaterThan, Equal, NotEqual}: nodeBehavior 0..5
+_BRANCH = (np.less_equal, np.less, np.greater_equal, np.greater, np.equal, np.not_equal)
 
 
 def _compile_trees(nodes: Any, dims: int, width: int, where: str) -> list[_Tree]:
@@ -740,7 +757,7 @@ class SpecEvaluator:
             elif t.kind == "string":
                 values = raw.reshape(-1).tolist()
                 bad = next((i for i, s in enumerate(values) if not isinstance(s, str)), None)
-                if bad is not None:  # Core ML strings are never None/NaN: a missing category is ""
+                if bad is not None:  # Core ML strings are never None/NaN: the runtime feeds a marker for missing
                     raise SchemaError(f"row {bad}, field {name!r}: expected a string, got {values[bad]!r}",
                                       row=bad, field=name)
                 v = np.asarray(values, dtype=object)

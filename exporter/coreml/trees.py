@@ -16,6 +16,13 @@ strictly between two adjacent float32 values, so the test also holds if a
 runtime compared ``float32(x)`` instead. HistGradientBoosting compares in
 double: its thresholds are written as they are.
 
+Scalers in front of a tree are folded into its thresholds: a column ``z = s(x)`` of
+a fitted StandardScaler / MinMaxScaler is increasing in ``x``, so ``float32(s(x)) <= t``
+holds exactly for ``x <= X``, the largest double found by bisection over the doubles
+on sklearn's own ``s.transform`` (``_Fold``). The tree then branches on ``x`` with
+``X``; Core ML's Scaler (``scale * (x + shift)``) is an ulp off ``(x - mean) / scale``
+and would flip rows on a threshold.
+
 Missing values: ``missingValueTracksTrueChild`` (true child = sklearn's left)
 from ``tree_.missing_go_to_left`` / the predictor's ``missing_go_to_left``;
 GradientBoosting's ``predict_stages`` ignores that flag and sends NaN right
@@ -34,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .._sklearn_trees import hgb_trees
+from .._sklearn_trees import float32_split, float32_splits, hgb_trees
 from ._builder import ARRAY, DOUBLE, Builder, CoreMLUnsupported, Var
 from ._context import Context
 from ._proto import proto
@@ -52,38 +59,6 @@ __all__ = [
     "convert_hgb_classifier",
     "convert_hgb_regressor",
 ]
-
-_F32_MAX = float(np.finfo(np.float32).max)
-_HALF_ULP_AT_MAX = 2.0 ** 103  # half the float32 spacing just below 2^128
-_F32_LIMIT = _F32_MAX + _HALF_ULP_AT_MAX  # doubles from here on round to float32 infinity
-
-
-def float32_split(t: float) -> float:
-    """The largest double ``T`` with ``x <= T`` exactly when ``float32(x) <= t``, for every double ``x``.
-
-    ``f`` = the largest float32 ``<= t``; float32 rounding sends ``x`` to ``f`` or
-    below exactly when ``x`` is at most the midpoint ``m`` between ``f`` and the
-    next float32, ``m`` itself included only when it rounds down (ties go to the
-    even significand). All arithmetic is in float64 on purpose: numpy 2 compares
-    ``np.float32(x) <= python_float`` in float32. sklearn writes ``+inf`` for a
-    split that sends every present value left and only NaN right: it stays.
-    """
-    t = float(t)
-    if t != t:
-        raise ValueError("a NaN tree threshold")
-    if t == np.inf:
-        return t
-    if t < -_F32_MAX:  # only values that round to float32 -inf pass: x <= -F32_LIMIT (the tie goes to -inf)
-        return -_F32_LIMIT
-    with np.errstate(over="ignore"):  # t beyond the float32 range rounds to inf; the next line steps back
-        f = np.float32(t)
-    if float(f) > t:
-        f = np.nextafter(f, np.float32(-np.inf))
-    up = np.nextafter(f, np.float32(np.inf))
-    m = float(f) + _HALF_ULP_AT_MAX if np.isinf(up) else (float(f) + float(up)) / 2.0  # exact in float64
-    even = (int(np.asarray(f, dtype=np.float32).view(np.uint32)) & 1) == 0
-    return m if even else float(np.nextafter(m, -np.inf))
-
 
 class Ensemble:
     """Flattened nodes of many trees, written straight into ``TreeEnsembleParameters``."""
@@ -135,32 +110,144 @@ def _check_single_output(est: Any) -> None:
         raise CoreMLUnsupported("multi-output trees are not supported")
 
 
-def _sk_tree(tree: Any, *, nan_follows_flag: bool = True) -> tuple[np.ndarray, ...]:
+def _sk_tree(tree: Any, *, nan_follows_flag: bool = True, fold: _Fold | None = None) -> tuple[np.ndarray, ...]:
     """children, features, Core ML thresholds and NaN routing of a fitted sklearn tree."""
     t = tree.tree_
     left, right = t.children_left, t.children_right
-    thresholds = [float32_split(v) if left[i] != -1 else 0.0 for i, v in enumerate(t.threshold)]
+
+    branch = left != -1
+    thresholds = np.zeros(len(left))
+    thresholds[branch] = float32_splits(t.threshold[branch])
+    if fold is not None:
+        for i in np.where(branch)[0]:
+            folded = fold.threshold(int(t.feature[i]), float(t.threshold[i]))
+            if folded is not None:
+                thresholds[i] = folded
     missing = getattr(t, "missing_go_to_left", None)
     if missing is None or not nan_follows_flag:
         missing = np.zeros(t.node_count, dtype=np.uint8)
     return left, right, t.feature, np.asarray(thresholds), np.asarray(missing)
 
 
-def _input(b: Builder, x: Any, n_features: int) -> Var:
+_SIGN = np.int64(-0x8000000000000000)
+
+
+def _key(x: np.ndarray) -> np.ndarray:
+    i = np.asarray(x, dtype=np.float64).view(np.int64)
+    return np.where(i < 0, -(i & ~_SIGN), i)
+
+
+def _unkey(k: np.ndarray) -> np.ndarray:
+    k = np.asarray(k, dtype=np.int64)
+    return np.where(k < 0, (-k) | _SIGN, k).view(np.float64)
+
+
+class _Fold:
+    """Columns of the tree input that are a fitted scaler's output, branched on the scaler's input instead."""
+
+    def __init__(self, cols: dict[int, tuple[Any, int]], float32: bool) -> None:
+        self.cols = cols  # tree column -> (fitted scaler, its column)
+        self.float32 = float32
+        self._cache: dict[tuple[int, float], float] = {}
+
+    def _transform(self, step: Any, j: int, u: np.ndarray) -> np.ndarray:
+        m = np.zeros((len(u), int(step.n_features_in_)), dtype=np.float64)
+        m[:, j] = u
+        names = getattr(step, "feature_names_in_", None)
+        if names is not None:
+            import pandas as pd
+
+            m = pd.DataFrame(m, columns=list(names))
+        with np.errstate(all="ignore"):
+            z = np.asarray(step.transform(m), dtype=np.float64)[:, j]
+            return z.astype(np.float32).astype(np.float64) if self.float32 else z
+
+    def prepare(self, feature: np.ndarray, threshold: np.ndarray) -> None:
+        """Bisect every (column, threshold) at once: the largest double x with test(s(x)) <= t."""
+        for c, (step, j) in self.cols.items():
+            t = np.unique(threshold[(feature == c)])
+            t = np.array([v for v in t if (c, float(v)) not in self._cache and np.isfinite(v)])
+            if not len(t):
+                continue
+            lo = np.full(len(t), _key(np.array([-np.finfo(np.float64).max]))[0])
+            hi = np.full(len(t), _key(np.array([np.finfo(np.float64).max]))[0])
+            # invariant: lo is left of the boundary or the lowest double, hi right of it or the highest
+            for _ in range(70):
+                open_ = hi - 1 > lo  # (hi - lo would overflow int64)
+                if not np.any(open_):
+                    break
+                mid = (lo >> 1) + (hi >> 1) + (lo & hi & 1)  # floor((lo + hi) / 2) without overflow
+                left = self._transform(step, j, _unkey(mid)) <= t
+                lo = np.where(open_ & left, mid, lo)
+                hi = np.where(open_ & ~left, mid, hi)
+            ok_lo = self._transform(step, j, _unkey(lo)) <= t
+            x = np.where(ok_lo, _unkey(lo), -np.inf)  # nothing goes left: only -inf would
+            for v, xv in zip(t, x, strict=True):
+                self._cache[(c, float(v))] = float(xv)
+
+    def threshold(self, feature: int, t: float) -> float | None:
+        if feature not in self.cols:
+            return None
+        if not np.isfinite(t):
+            return float(t)
+        return self._cache[(feature, float(t))]
+
+
+def _pieces(b: Builder, var: Var, ctx: Context) -> list[tuple[Var, Any, int]]:
+    """The columns of ``var`` as (source feature, fitted scaler or None, scaler column), through vectorizers."""
+    if var.name in ctx.folds:
+        parts, step = ctx.folds[var.name]
+        parts = [parts] if isinstance(parts, Var) else list(parts)
+        if all(p.width == 1 and p.kind == DOUBLE for p in parts) and len(parts) == int(step.n_features_in_):
+            return [(p, step, j) for j, p in enumerate(parts)]
+        return [(var, None, 0)]
+    for m in b.models:
+        if m.WhichOneof("Type") == "featureVectorizer" and m.description.output[0].name == var.name:
+            kinds = {d.name: d.type.WhichOneof("Type") for d in m.description.input}
+            out: list[tuple[Var, Any, int]] = []
+            for col in m.featureVectorizer.inputList:
+                dims = int(col.inputDimensions)
+                kind = DOUBLE if kinds.get(col.inputColumn) == "doubleType" and dims == 1 else ARRAY
+                out += _pieces(b, Var(col.inputColumn, kind, dims, var.nan), ctx)
+            return out
+    return [(var, None, 0)]
+
+
+def _input(b: Builder, x: Any, n_features: int, ctx: Context | None = None, float32: bool = True,
+           trees: list[Any] | None = None) -> tuple[Var, _Fold | None]:
     xa = b.vectorize(x)
     if xa.width != n_features:
         raise ValueError(f"the estimator takes {n_features} columns, the steps before it give {xa.width}")
-    return xa
+    if ctx is None or not ctx.folds:
+        return xa, None
+    pieces = _pieces(b, xa, ctx)
+    if not any(step is not None for _, step, _ in pieces):
+        return xa, None
+    cols: dict[int, tuple[Any, int]] = {}
+    srcs: list[Var] = []
+    at = 0
+    for v, step, j in pieces:
+        if step is not None:
+            cols[at] = (step, j)
+        srcs.append(v)
+        at += v.width
+    if at != n_features:  # pragma: no cover - a converter bug
+        raise ValueError("the traced tree input does not have the estimator's width")
+    fold = _Fold(cols, float32)
+    if trees is not None:  # every threshold of every tree in one bisection per column
+        fold.prepare(np.concatenate([t.tree_.feature[t.tree_.children_left != -1] for t in trees]),
+                     np.concatenate([t.tree_.threshold[t.tree_.children_left != -1] for t in trees]))
+    return b.vectorize(srcs, "tree_in"), fold
 
 
 def _forest_classifier(b: Builder, trees: list[Any], classes: Any, x: Any, ctx: Context, n_features: int
                        ) -> dict[str, Var]:
-    xa = _input(b, x, n_features)
+    xa, fold = _input(b, x, n_features, ctx, trees=trees)
     k = len(classes)
     ens = Ensemble(k, [0.0] * k)
     for tree in trees:
         _check_single_output(tree)
-        left, right, feat, thr, miss = _sk_tree(tree)
+        left, right, feat, thr, miss = _sk_tree(tree, fold=fold)
         # sklearn >= 1.4 stores class fractions in tree_.value and predict_proba returns them as they are
         values = np.asarray(tree.tree_.value[:, 0, :k], dtype=np.float64)
         leaves = {int(n): [(c, float(values[n, c])) for c in range(k)] for n in np.where(left == -1)[0]}
@@ -175,11 +262,11 @@ def _forest_classifier(b: Builder, trees: list[Any], classes: Any, x: Any, ctx: 
 
 
 def _forest_regressor(b: Builder, trees: list[Any], x: Any, ctx: Context, n_features: int) -> dict[str, Var]:
-    xa = _input(b, x, n_features)
+    xa, fold = _input(b, x, n_features, ctx, trees=trees)
     ens = Ensemble(1, [0.0])
     for tree in trees:
         _check_single_output(tree)
-        left, right, feat, thr, miss = _sk_tree(tree)
+        left, right, feat, thr, miss = _sk_tree(tree, fold=fold)
         values = np.asarray(tree.tree_.value[:, 0, 0], dtype=np.float64)
         ens.add_tree(left, right, feat, thr, miss, {int(n): [(0, float(values[n]))] for n in np.where(left == -1)[0]})
     out = Var(ctx.outputs["value"], DOUBLE)
@@ -205,11 +292,11 @@ def convert_forest_regressor(b: Builder, est: Any, x: Any, ctx: Context) -> dict
     return _forest_regressor(b, list(est.estimators_), x, ctx, est.n_features_in_)
 
 
-def _gb_sums(b: Builder, est: Any, x: Any, binary: bool, out: Var | None = None) -> Var:
+def _gb_sums(b: Builder, est: Any, x: Any, binary: bool, ctx: Context, out: Var | None = None) -> Var:
     """sklearn's raw predictions: init + sum of learning_rate * leaf value, stage after stage."""
     if est.init_ != "zero" and type(est.init_).__name__ not in ("DummyClassifier", "DummyRegressor"):
         raise CoreMLUnsupported(f"GradientBoosting with init={type(est.init_).__name__} is not supported")
-    xa = _input(b, x, est.n_features_in_)
+    xa, fold = _input(b, x, est.n_features_in_, ctx, trees=list(np.ravel(est.estimators_)))
     k = est.estimators_.shape[1]
     init = np.asarray(est._raw_predict_init(np.zeros((1, est.n_features_in_), dtype=np.float32))[0],
                       dtype=np.float64)
@@ -218,7 +305,7 @@ def _gb_sums(b: Builder, est: Any, x: Any, binary: bool, out: Var | None = None)
     lr = float(est.learning_rate)
     for stage in est.estimators_:
         for j, tree in enumerate(stage):
-            left, right, feat, thr, miss = _sk_tree(tree, nan_follows_flag=False)
+            left, right, feat, thr, miss = _sk_tree(tree, nan_follows_flag=False, fold=fold)
             values = np.asarray(tree.tree_.value[:, 0, 0], dtype=np.float64)
             dim = 1 if binary else j
             # predict_stages adds ``scale * value`` per stage: the same double product, computed here
@@ -231,14 +318,14 @@ def convert_gb_regressor(b: Builder, est: Any, x: Any, ctx: Context) -> dict[str
     if est.loss not in ("squared_error", "absolute_error", "huber", "quantile"):
         raise CoreMLUnsupported(f"GradientBoostingRegressor(loss={est.loss!r}) is not supported")
     # one prediction dimension: the ensemble writes the Double output itself
-    return {"value": _gb_sums(b, est, x, binary=False, out=Var(ctx.outputs["value"], DOUBLE))}
+    return {"value": _gb_sums(b, est, x, binary=False, ctx=ctx, out=Var(ctx.outputs["value"], DOUBLE))}
 
 
 def convert_gb_classifier(b: Builder, est: Any, x: Any, ctx: Context) -> dict[str, Var]:
     if est.loss != "log_loss":
         raise CoreMLUnsupported(f"GradientBoostingClassifier(loss={est.loss!r}) is not supported; use log_loss")
     binary = est.estimators_.shape[1] == 1
-    raw = _gb_sums(b, est, x, binary=binary)
+    raw = _gb_sums(b, est, x, binary=binary, ctx=ctx)
     proba = softmax(b, raw, ctx.outputs["probabilities"])
     if binary:  # sklearn: classes_[1] where raw >= 0
         label = threshold_label(b, raw, 1, ">=", 0.0, est.classes_, ctx.outputs["label"])
@@ -247,15 +334,24 @@ def convert_gb_classifier(b: Builder, est: Any, x: Any, ctx: Context) -> dict[st
     return {"label": label, "probabilities": proba}
 
 
-def _hgb_sums(b: Builder, est: Any, x: Any, binary: bool, out: Var | None = None) -> Var:
-    xa = _input(b, x, est.n_features_in_)
+def _hgb_sums(b: Builder, est: Any, x: Any, binary: bool, ctx: Context, out: Var | None = None) -> Var:
+    trees = list(hgb_trees(est))
+    xa, fold = _input(b, x, est.n_features_in_, ctx, float32=False)
+    if fold is not None:
+        fold.prepare(np.concatenate([t.feature[t.left != -1] for t in trees]),
+                     np.concatenate([t.threshold[t.left != -1] for t in trees]))
     k = est.n_trees_per_iteration_
     base = np.asarray(est._baseline_prediction, dtype=np.float64).reshape(-1)
     ens = Ensemble(2, [0.0, base[0]]) if binary else Ensemble(k, base.tolist())
     # HistGradientBoosting compares float64 X with float64 thresholds: no float32 adjustment
-    for t in hgb_trees(est):
+    for t in trees:
         dim = 1 if binary else t.target
-        ens.add_tree(t.left, t.right, t.feature, t.threshold, t.missing_left,
+        thr = t.threshold
+        if fold is not None:
+            thr = np.array([fold.threshold(int(t.feature[i]), float(v)) if t.left[i] != -1 else v
+                            for i, v in enumerate(thr)])
+            thr = np.where(np.isnan(thr.astype(np.float64)), t.threshold, thr.astype(np.float64))
+        ens.add_tree(t.left, t.right, t.feature, thr, t.missing_left,
                      {n: [(dim, v)] for n, v in t.leaves.items()})
     return ens.emit(b, xa, out or b.var("hgb_raw", ARRAY, ens.params.numPredictionDimensions))
 
@@ -264,12 +360,12 @@ def convert_hgb_regressor(b: Builder, est: Any, x: Any, ctx: Context) -> dict[st
     if est.loss not in ("squared_error", "absolute_error", "quantile"):
         raise CoreMLUnsupported(f"HistGradientBoostingRegressor(loss={est.loss!r}) needs exp() of the raw "
                                 "score, which no classic Core ML model states; use squared_error")
-    return {"value": _hgb_sums(b, est, x, binary=False, out=Var(ctx.outputs["value"], DOUBLE))}
+    return {"value": _hgb_sums(b, est, x, binary=False, ctx=ctx, out=Var(ctx.outputs["value"], DOUBLE))}
 
 
 def convert_hgb_classifier(b: Builder, est: Any, x: Any, ctx: Context) -> dict[str, Var]:
     binary = est.n_trees_per_iteration_ == 1
-    raw = _hgb_sums(b, est, x, binary=binary)
+    raw = _hgb_sums(b, est, x, binary=binary, ctx=ctx)
     proba = softmax(b, raw, ctx.outputs["probabilities"])
     if binary:  # sklearn: classes_[1] where raw > 0 ("> 0" so that a 0.5/0.5 tie gives the first class)
         label = threshold_label(b, raw, 1, ">", 0.0, est.classes_, ctx.outputs["label"])

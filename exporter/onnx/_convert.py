@@ -12,10 +12,11 @@ from onnx import helper
 from skedge.runtime._errors import ExportError
 from skedge.runtime._schema import Schema
 
-from .._steps import run_converter, unsupported
+from .._steps import describe_step, pipeline_steps, run_converter, unsupported
 from ._builder import BOOL, DOUBLE, INT64, OPSETS, STRING, Graph, Var
 from ._context import Context
 from ._table import REFUSED, lookup, supported_names
+from .meta import TAKES_STRINGS
 
 __all__ = ["convert_step", "to_onnx", "set_metadata", "OUTPUT_NAMES", "ONNX_FORMAT"]
 
@@ -57,19 +58,22 @@ def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarr
         dtype = STRING if f.kind == "category" else DOUBLE
         inputs.append(Var(f.name, dtype, 1))
     ctx = Context(feature_names=schema.names, origin=[f.name for f in schema.features])
-    steps = pipeline.steps if hasattr(pipeline, "steps") else [("estimator", pipeline)]
+    steps = pipeline_steps(pipeline)
     x: Any = inputs
     for name, step in steps[:-1]:
         if step is None or step == "passthrough":
             continue
         x = convert_step(g, name, step, x, ctx)
     final_name, final = steps[-1]
-    if isinstance(x, list) and any(v.dtype == STRING for v in x):
-        raise ExportError(f"step {final_name!r} ({type(final).__name__}) receives string columns: "
+    # an estimator with native categorical features takes the strings itself: its converter decides
+    native = bool(np.any(getattr(final, "is_categorical_", None) is not None and final.is_categorical_))
+    native = native or lookup(final) in TAKES_STRINGS  # a meta-estimator: its parts decide (meta.py)
+    if isinstance(x, list) and any(v.dtype == STRING for v in x) and not native:
+        raise ExportError(f"{describe_step(final_name, final)} receives string columns: "
                           "encode categories (OneHotEncoder in a ColumnTransformer) before the estimator")
     out = convert_step(g, final_name, final, x, ctx)
     if not isinstance(out, dict):
-        raise ExportError(f"the last step {final_name!r} ({type(final).__name__}) is a transformer, not an estimator")
+        raise ExportError(f"the last step, {describe_step(final_name, final)}, is a transformer, not an estimator")
 
     outputs = []
     if "label_index" in out:
@@ -91,7 +95,9 @@ def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarr
         outputs, initializer=g.initializers,
     )
     # sorted opset_import: skl2onnx's order follows the string hash seed; ours never varies
-    opsets = [helper.make_opsetid(domain, version) for domain, version in sorted(OPSETS.items())]
+    # a contrib domain only where a node uses it (com.microsoft's Tokenizer for text: exporter/onnx/text.py)
+    used = dict(OPSETS) | {n.domain: 1 for n in g.nodes if n.domain not in OPSETS and n.domain != "ai.onnx"}
+    opsets = [helper.make_opsetid(domain, version) for domain, version in sorted(used.items())]
     model = helper.make_model(graph, opset_imports=opsets, producer_name="skedge", producer_version=ONNX_FORMAT)
     model.ir_version = 10
     ctx.notes.extend(n for n in g.notes if n not in ctx.notes)

@@ -140,3 +140,53 @@ def test_page_files_are_package_data_and_node_modules_is_not() -> None:
     assert {"package.json", "package-lock.json"} <= shipped  # so `npm ci --prefix` works on an installed copy
     assert not any(part == "node_modules" for p in shipped for part in Path(p).parts)
     assert not any(fnmatch.fnmatch(p, "*.wasm") for p in shipped)
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("127.0.0.1:{port}", 200), ("localhost:{port}", 200), ("LOCALHOST", 200), ("127.0.0.1", 200),
+    ("[::1]:{port}", 200), ("localhost.:{port}", 200),
+    ("evil.example:{port}", 421), ("evil.example", 421), ("127.0.0.1.evil.example:{port}", 421),
+    ("localhost:1", 421), ("localhost@evil.example", 421), (None, 421),
+])
+def test_demo_server_answers_only_to_local_host_names(host: str | None, status: int) -> None:
+    """DNS rebinding: a page on evil.example resolves its name to 127.0.0.1 and reads what the server answers
+    (the model, its golden rows) unless the server refuses a Host that is not its own."""
+    import http.client
+
+    from skedge.mobile_demo import DemoServer
+
+    files = {"index.html": b"<p>demo</p>", "model/golden.json": b'{"rows": []}'}
+    with DemoServer(files, port=0) as server:
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        for path in ("/", "/model/golden.json"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.putrequest("GET", path, skip_host=True)
+            if host is not None:
+                conn.putheader("Host", host.format(port=port))
+            conn.endheaders()
+            res = conn.getresponse()
+            body = res.read()
+            conn.close()
+            assert res.status == status, (host, path, res.status)
+            if status == 200:
+                assert body == files[path.lstrip("/") or "index.html"]
+            else:
+                assert b"rows" not in body and b"demo</p>" not in body
+
+
+def test_demo_server_started_with_a_name_answers_to_that_name() -> None:
+    import http.client
+
+    from skedge.mobile_demo import DemoServer
+
+    with DemoServer({"index.html": b"ok"}, host="localhost", port=0) as server:
+        port = int(server.url.rsplit(":", 1)[1].strip("/"))
+        got = {}
+        for host in ("localhost", "127.0.0.1", "other.example"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.putrequest("GET", "/", skip_host=True)
+            conn.putheader("Host", f"{host}:{port}")
+            conn.endheaders()
+            got[host] = conn.getresponse().status
+            conn.close()
+    assert got == {"localhost": 200, "127.0.0.1": 200, "other.example": 421}

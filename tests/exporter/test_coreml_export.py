@@ -28,6 +28,7 @@ from skedge.exporter.coreml.heads import argmax_label
 from skedge.exporter.coreml.trees import float32_split
 from skedge.exporter.verify import verify_bundle
 from skedge.runtime import load
+from skedge.runtime._errors import ExportError
 from skedge.trainer.features import OutlierClipper
 
 PENGUIN = {"island": "Biscoe", "bill_length_mm": 39.1, "bill_depth_mm": 18.7, "flipper_length_mm": 181.0,
@@ -131,9 +132,11 @@ def test_unsupported_steps_are_named_with_the_reason(make: Any, expected: str) -
     df, y = _frame()
     df.loc[df.index[:5], "x"] = np.nan  # missing numbers: the clipper case needs them
     pipe = make().fit(df, y)
-    exported = build(pipe, df, name="nope", targets=("onnx", "coreml"))
+    exported = build(pipe, df, name="nope")  # default targets: Core ML is optional, left out with its reason
     assert expected in exported.manifest["unavailable_targets"]["coreml"]
-    assert "model.mlmodel" not in exported.files
+    assert "model.mlmodel" not in exported.files and "model.onnx" in exported.files
+    with pytest.raises(ExportError, match="the coreml target was asked for"):  # named: all or nothing
+        build(pipe, df, name="nope", targets=("onnx", "coreml"))
     with pytest.raises(CoreMLUnsupported, match="step '"):
         to_coreml(pipe, _schema_of(exported), name="nope", version="1.0.0")
 
@@ -169,7 +172,7 @@ def test_anomaly_models_are_not_exported_to_core_ml() -> None:
     df, _ = _frame()
     pipe = Pipeline([("features", ColumnTransformer([("num", SimpleImputer(), ["x", "z"])])),
                      ("model", IsolationForest(n_estimators=10, random_state=0))]).fit(df)
-    exported = build(pipe, df[["x", "z", "k"]], name="iso", targets=("onnx", "coreml"))
+    exported = build(pipe, df[["x", "z", "k"]], name="iso")
     reason = exported.manifest["unavailable_targets"]["coreml"]
     assert reason.startswith("step 'model' (IsolationForest) cannot be exported to Core ML: anomaly detection")
 

@@ -45,13 +45,15 @@ def test_export_writes_a_bundle_the_runtime_answers_like_sklearn(fitted: tuple, 
     schema = {f["name"]: f for f in manifest["schema"]["features"]}
     assert schema["color"]["kind"] == "category" and schema["color"]["nullable"]
     assert schema["color"]["categories"] == ["blue", "green", "red"]
-    assert schema["b"]["nullable"] is False  # never missing in the sample: the runtime refuses None
+    # never missing in the sample, but the pipeline imputes it: nullable, as sklearn answers (issue 10.6)
+    assert schema["b"]["nullable"] is True
     model = load(path)
     rows = X.iloc[:40]
     np.testing.assert_array_equal(model.predict(rows), pipe.predict(rows))
     np.testing.assert_allclose(model.predict_proba(rows), pipe.predict_proba(rows), atol=1e-12)
-    with pytest.raises(SchemaError, match=r"row 0, field 'b': expected a finite number, got a missing value"):
-        model.predict({**rows.iloc[0].to_dict(), "b": None})
+    assert model.predict({**rows.iloc[0].to_dict(), "b": None}) == pipe.predict(rows.iloc[[0]].assign(b=np.nan))[0]
+    with pytest.raises(SchemaError, match=r"row 0, field 'b': expected a finite number, got inf"):
+        model.predict({**rows.iloc[0].to_dict(), "b": float("inf")})
     # a category never seen in training is ignored (one-hot zeros), as sklearn does, and counted
     row = {**rows.iloc[1].to_dict(), "color": "purple"}
     assert model.predict(row) == pipe.predict(rows.iloc[[1]].assign(color="purple"))[0]
@@ -73,6 +75,20 @@ def test_bad_names_and_versions(fitted: tuple, tmp_path: Path) -> None:
         export(pipe, X, tmp_path, name="../evil", version="1.0.0")
 
 
+PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
+
+
+def test_export_api_from_skops_path(fitted: tuple, tmp_path: Path) -> None:
+    pipe, X = fitted
+    sio.dump(pipe, tmp_path / "pipe.skops")
+    # its only type outside skops' defaults is numpy.dtype as a DTypeNode, which skedge trusts (skops_io.py)
+    assert sio.get_untrusted_types(file=tmp_path / "pipe.skops") == ["numpy.dtype"]
+    path = export(tmp_path / "pipe.skops", X, tmp_path / "m", name="b")
+    np.testing.assert_array_equal(load(path).predict(X.iloc[:20]), pipe.predict(X.iloc[:20]))
+    with pytest.raises(ExportError, match="trusted= names types"):
+        export(pipe, X, tmp_path / "m", name="c", trusted=["x.Y"])
+
+
 def test_cli_export_from_skops(tmp_path: Path) -> None:
     X = mixed()
     multi, _, _ = targets(X)
@@ -81,9 +97,13 @@ def test_cli_export_from_skops(tmp_path: Path) -> None:
     pipe = Pipeline([("pre", pre), ("hgb", HistGradientBoostingClassifier(max_iter=15, random_state=0))]).fit(X, multi)
     sio.dump(pipe, tmp_path / "pipe.skops")
     X.to_csv(tmp_path / "sample.csv", index=False)
-    res = subprocess.run([sys.executable, "-m", "skedge.cli", "export", str(tmp_path / "pipe.skops"), "--sample",
-                          str(tmp_path / "sample.csv"), "--name", "hgb", "--out", str(tmp_path / "models")],
-                         capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "skedge.cli", "export", str(tmp_path / "pipe.skops"), "--sample",
+           str(tmp_path / "sample.csv"), "--name", "hgb", "--out", str(tmp_path / "models")]
+    # HistGradientBoosting's tree arrays are not trusted by skops by default: the user must say so
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 1 and f"--trust {PREDICTOR}" in res.stderr, res.stderr
+    assert not (tmp_path / "models" / "hgb").exists()
+    res = subprocess.run([*cmd, "--trust", PREDICTOR], capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     model = load(tmp_path / "models" / "hgb" / "1.0.0")
     report = model.verify()

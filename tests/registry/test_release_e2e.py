@@ -135,3 +135,43 @@ def _cell(text: str, kind: str) -> object:
     if text in ("", "NA"):
         return None
     return text if kind == "category" else float(text)
+
+
+def test_config_compare_rules_travel_in_the_manifest_and_set_the_gate(
+        penguins_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`[evaluation.compare]` allows the stump's drop: promotion passes the gate by the config's rule, unforced."""
+    from skedge.trainer import train
+    from skedge.trainer.config import load_config
+
+    cfg = tmp_path / "penguins_lenient.toml"
+    cfg.write_text(f'''name = "penguins"
+version = "3.0.0"
+seed = 42
+[data]
+path = {json.dumps(str(DATA))}
+target = "species"
+[model]
+estimator = "decision_tree"
+params = {{ max_depth = 1 }}
+[evaluation]
+holdout = 0.2
+compare = {{ accuracy = 0.5 }}
+[export]
+targets = ["onnx"]
+''')
+    v3 = train(cfg, tmp_path / "models").path
+    manifest = json.loads((v3 / "manifest.json").read_text())
+    assert manifest["compare"] == {"accuracy": 0.5} and manifest["target"] == "species"
+    reg = str(tmp_path / "reg")
+    r = ["--registry", reg]
+    assert _run(capsys, "registry", "init", reg)[0] == 0
+    for b in (penguins_bundle, v3):
+        assert _run(capsys, "publish", str(b), *r)[0] == 0
+    assert _run(capsys, "promote", "penguins@1.0.0", "--alias", "prod", *r, "--data", str(DATA))[0] == 0
+    code, out, err = _run(capsys, "promote", "penguins@3.0.0", "--alias", "prod", *r)
+    assert code == 0 and "FORCED" not in out and "penguins@prod -> 3.0.0" in out, err
+    # a rule the gate does not measure is a config error, caught before any training
+    bad = cfg.read_text().replace("accuracy = 0.5", "acuracy = 0.5")
+    cfg.write_text(bad)
+    with pytest.raises(Exception, match="acuracy"):
+        load_config(cfg)

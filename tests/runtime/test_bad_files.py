@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from skedge.runtime import BundleError, SkedgeError, load
 
@@ -146,8 +148,126 @@ def test_manifest_schema_that_does_not_fit_the_model(bundle: Path, damage: str) 
     (bundle / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BundleError) as info:
         load(bundle)
-    assert {"renamed feature": "'beak_length_mm'", "no schema": "has no schema",
+    assert {"renamed feature": '"beak_length_mm"', "no schema": "has no schema",
             "unknown kind": "unknown kind 'colour'"}[damage] in str(info.value)
+    if damage == "renamed feature":  # both values named: the manifest's and the model's own
+        assert '"bill_length_mm"' in str(info.value) and "the model itself says" in str(info.value)
+
+
+# -- the model file is the authority (issue 10.4) ---------------------------------
+def _tamper(b: Path, change: Callable[[dict[str, Any]], None]) -> None:
+    m = _manifest(b)
+    change(m)
+    (b / "manifest.json").write_text(json.dumps(m))
+
+
+def _reverse_classes(m: dict[str, Any], top_level: bool = True, schema: bool = True) -> None:
+    if top_level:
+        m["classes"] = m["classes"][::-1]
+    if schema:
+        m["schema"]["classes"] = m["schema"]["classes"][::-1]
+
+
+@pytest.mark.parametrize("where", ["both", "schema only", "top level only"])
+@pytest.mark.parametrize("target", ["onnx", "ort"])
+def test_manifest_with_reversed_classes_is_refused(bundle: Path, where: str, target: str) -> None:
+    """Reversing the class list in the manifest alone would label every probability column wrongly."""
+    classes = _manifest(bundle)["classes"]
+    assert classes == sorted(classes) and len(set(classes)) == 3  # the test can fail: reversing changes it
+    _tamper(bundle, lambda m: _reverse_classes(m, top_level=where != "schema only", schema=where != "top level only"))
+    msg = _refused(lambda: load(bundle, target=target), f"model.{target}", "changed after export")
+    assert json.dumps(classes[::-1]) in msg and json.dumps(classes) in msg, msg  # both values named
+
+
+def test_verify_refuses_reversed_classes(bundle: Path) -> None:
+    from skedge.exporter.verify import verify_bundle
+
+    _tamper(bundle, _reverse_classes)
+    with pytest.raises(BundleError, match="classes"):
+        verify_bundle(bundle, report_dir=bundle.parent / "report")
+
+
+def _swap_outputs(m: dict[str, Any]) -> None:
+    out = m["schema"]["outputs"]
+    out["label"], out["probabilities"] = out["probabilities"], out["label"]
+    m["outputs"] = dict(out)
+
+
+def test_manifest_with_swapped_outputs_is_refused(bundle: Path) -> None:
+    _tamper(bundle, _swap_outputs)
+    _refused(lambda: load(bundle), 'outputs.label is "probabilities", the model itself says "label"')
+
+
+def test_batch_scorer_refuses_a_manifest_that_disagrees_with_the_model(bundle: Path) -> None:
+    from skedge.runtime import BatchScorer
+
+    _tamper(bundle, _reverse_classes)
+    with pytest.raises(BundleError, match="the model itself says"):
+        BatchScorer.load(bundle)
+
+
+def test_bare_model_with_swapped_outputs_is_refused(penguins_bundle: Path, tmp_path: Path) -> None:
+    """A bare .onnx is its own authority, but outputs named for the wrong kind are still refused, not run."""
+    onnx = pytest.importorskip("onnx")
+    model = onnx.load_from_string((penguins_bundle / "model.onnx").read_bytes())
+    meta = {p.key: p.value for p in model.metadata_props}
+    schema = json.loads(meta["skedge.schema"])
+    schema["outputs"]["label"], schema["outputs"]["probabilities"] = "probabilities", "label"
+    meta["skedge.schema"] = json.dumps(schema)
+    del model.metadata_props[:]
+    onnx.helper.set_model_props(model, meta)
+    f = tmp_path / "swapped.onnx"
+    f.write_bytes(model.SerializeToString())
+    _refused(lambda: load(f), str(f), "mixed up", "'probabilities'")
+
+
+def _deep(depth: int) -> str:
+    return '{"a": ' * depth + "1" + "}" * depth
+
+
+@pytest.mark.parametrize("depth", [2_000, 100_000])
+def test_deeply_nested_manifest_is_one_line(bundle: Path, depth: int) -> None:
+    (bundle / "manifest.json").write_text(_deep(depth))
+    msg = _refused(lambda: load(bundle), "manifest.json", "nested too deeply")
+    assert len(msg) < 400
+
+
+def test_deeply_nested_golden_is_one_line(bundle: Path) -> None:
+    (bundle / "golden.json").write_text('{"rows": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    _rehash(bundle, "golden.json")  # the hashes agree: only the parser stands between the file and a crash
+    model = load(bundle)
+    _refused(model.verify, "golden.json", "nested too deeply")
+
+
+def test_manifest_sha256_is_the_bundle_identity(bundle: Path) -> None:
+    want = hashlib.sha256((bundle / "manifest.json").read_bytes()).hexdigest()
+    model = load(bundle, manifest_sha256=want)
+    assert model.digest == want
+    assert load(bundle, manifest_sha256=want.upper()).digest == want  # hex in either case
+    other = "0" * 64
+    msg = _refused(lambda: load(bundle, manifest_sha256=other), want, other, "not the bundle you asked for")
+    # a manifest changed in a way no other check sees (its description) is still another bundle
+    _tamper(bundle, lambda m: m.update(description="something else"))
+    _refused(lambda: load(bundle, manifest_sha256=want), "not the bundle you asked for")
+    assert msg
+
+
+def test_manifest_sha256_of_a_bare_model_is_refused(penguins_bundle: Path) -> None:
+    with pytest.raises(BundleError, match="bare model file"):
+        load(penguins_bundle / "model.onnx", manifest_sha256="0" * 64)
+
+
+def test_verify_does_not_count_golden_rows_as_unseen_categories(bundle: Path, penguins_golden: dict[str, Any]) -> None:
+    model = load(bundle)
+    known = {f.name: set(f.categories or ()) for f in model.schema.features if f.kind == "category"}
+    unseen = sum(1 for r in penguins_golden["rows"] for k, cats in known.items()
+                 if isinstance(r.get(k), str) and r[k] not in cats)
+    assert unseen > 0  # the golden rows do hold unseen categories (edge rows): the test can fail
+    assert model.verify().passed
+    assert model.unseen_categories == {}
+    model.predict([r for r in penguins_golden["rows"] if any(
+        isinstance(r.get(k), str) and r[k] not in cats for k, cats in known.items())][:1])
+    assert sum(model.unseen_categories.values()) >= 1  # traffic still counts
 
 
 def test_missing_model_file(bundle: Path) -> None:
@@ -248,3 +368,26 @@ def test_paths_that_are_not_models(tmp_path: Path, path: str) -> None:
         p.write_text("hello")
     with pytest.raises(BundleError):
         load(p)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(depth=st.integers(min_value=2_000, max_value=300_000), shape=st.sampled_from(["list", "object", "mixed"]),
+       closed=st.booleans(), name=st.sampled_from(["manifest.json", "golden.json"]))
+def test_any_deep_nesting_is_one_line(tmp_path: Path, depth: int, shape: str, closed: bool, name: str) -> None:
+    """Hostile JSON nested to any depth, valid or cut short: a one-line BundleError naming the file, never a
+    RecursionError (manifest.json through read_bundle, golden.json through the parser verify() uses)."""
+    from skedge.runtime._bundle import _parse_json, read_bundle
+
+    opener, closer = {"list": ("[", "]"), "object": ('{"k": ', "}"), "mixed": ('[{"a": ', "}]")}[shape]
+    raw = (opener * depth + "1" + (closer * depth if closed else "")).encode()
+    d = tmp_path / f"b{depth}{shape}{closed}{name}"
+    d.mkdir(exist_ok=True)
+    f = d / name
+    f.write_bytes(raw)
+    with pytest.raises(BundleError) as info:
+        if name == "manifest.json":
+            read_bundle(d)
+        else:
+            _parse_json(raw, f)
+    msg = str(info.value)
+    assert str(f) in msg and "\n" not in msg and len(msg) < 500, msg
