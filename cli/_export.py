@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from skedge.exporter import export
+    from skedge.exporter._schema import text_columns
     from skedge.exporter.skops_io import load_pipeline
     from skedge.trainer.data import load_table
 
@@ -42,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     with step("load pipeline"):
         pipe = load_pipeline(Path(args.pipeline), trusted=tuple(args.trust))
-        sample = load_table(Path(args.sample))
+        # columns the pipeline was fitted on as text are read as text (digit strings, leading zeros)
+        sample = load_table(Path(args.sample), text=sorted(text_columns(pipe)))
     from skedge.exporter.progress import reporting, to_stderr
 
     with step("export and check parity"), reporting(to_stderr):  # a line per stage: a big forest takes minutes

@@ -34,11 +34,15 @@ def run_keygen(args: argparse.Namespace) -> int:
 
 
 def run_sign(args: argparse.Namespace) -> int:
-    from skedge.runtime.signing import parse_time, sign_bundle
+    from skedge.runtime import ConfigError
+    from skedge.runtime.signing import parse_time, sign_bundle, utc_now
 
     from ._ui import say
 
     expires = parse_time(args.expires) if args.expires else None
+    if expires is not None and expires <= utc_now():
+        raise ConfigError(f"--expires {args.expires} is already past: every load would refuse that signature; "
+                          "give a time in the future")
     out = sign_bundle(args.bundle, args.key, release=args.release, expires=expires)
     say(f"signed: {out}")
     return 0

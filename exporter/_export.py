@@ -25,7 +25,7 @@ from skedge.runtime._model import Model
 from skedge.runtime._parity import ParityRow
 from skedge.runtime._schema import Feature, Schema
 
-from ._schema import STATS_FROM_SAMPLE, infer_features
+from ._schema import STATS_FROM_SAMPLE, as_text_columns, infer_features, text_columns
 from ._steps import pipeline_steps
 from .bundle import check_version
 from .bundle import write_bundle as _write
@@ -175,6 +175,8 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
         if missing:
             raise ExportError(f"sample lacks the column {missing[0]!r} the pipeline was fitted on")
         sample = sample[list(feature_names)]
+    # a column the pipeline was fitted on as text, read as numbers (a CSV of digit strings): its text again
+    sample = as_text_columns(sample, text_columns(pipeline))
     _check_can_export(pipeline, final, sample)
     task = _task(final)
     classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
@@ -326,13 +328,42 @@ def _describe(pipeline: Any) -> list[str]:
     return [f"{n}: {type(s).__name__}" for n, s in steps]
 
 
+def _tree_hint(pipeline: Any) -> str:
+    """A tree behind a curved step with something between them: the split fold (onnx/folding.py) moves a tree's
+    thresholds onto the curved step's input only when the tree comes right after it."""
+    steps = pipeline_steps(pipeline)
+    if len(steps) < 3 or _tree_splits_or_none(steps[-1][1]) is None:
+        return ""
+    curved = [i for i, (_, s) in enumerate(steps[:-1]) if type(s).__name__ in _CURVED]
+    if not curved or curved[-1] == len(steps) - 2:
+        return ""
+    name, step = steps[curved[-1]]
+    between = steps[curved[-1] + 1:-1]
+    after = ", ".join(f"{n!r} ({type(s).__name__})" for n, s in between)
+    return (f"\n  Step {name!r} ({type(step).__name__}) is computed by onnxruntime a last bit apart from numpy, and "
+            f"{after} {'stands' if len(between) == 1 else 'stand'} between it and the tree, so rows near a split "
+            f"fall on the other side. Drop them (a tree needs no scaling), or put them before {name!r}.")
+
+
+_CURVED = frozenset({"FunctionTransformer", "PowerTransformer", "QuantileTransformer"})
+
+
+def _tree_splits_or_none(est: Any) -> Any:
+    from ._sklearn_trees import tree_splits
+
+    try:
+        return tree_splits(est)
+    except (AttributeError, ValueError):
+        return None
+
+
 def _field_hint(pipeline: Any) -> str:
     """Which steps the field's converters made, and the way out, for a parity failure (issue 12.6)."""
     from .onnx._table import field_steps
 
     steps = field_steps(pipeline)
     if not steps:
-        return ""
+        return _tree_hint(pipeline)
     return (f"\n  Converted by the field's converters, not by skedge's exact ones: {', '.join(steps)}. Replace it "
             "with a step skedge converts itself (`skedge supported --target onnx`) or register a converter.")
 

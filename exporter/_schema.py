@@ -21,12 +21,65 @@ from skedge.runtime._errors import DataError, ExportError
 from skedge.runtime._schema import Feature, Schema, is_missing
 
 __all__ = ["infer_kind", "infer_features", "feature_stats", "frame_for_sklearn", "rows_to_json", "answers_missing",
-           "STATS_FROM_SAMPLE", "STATS_FROM_TRAINING"]
+           "text_columns", "as_text_columns", "STATS_FROM_SAMPLE", "STATS_FROM_TRAINING"]
 
 # where a schema's statistics (ranges, categories, missing rates) came from: Feature.stats["source"]
 STATS_FROM_SAMPLE = "export sample"
 STATS_FROM_TRAINING = "training data"
 _PROBE_ROWS = 8
+
+
+def _fitted_on_text(step: Any, width: int) -> list[bool] | None:
+    """Per input column of ``step`` (a transformer or a Pipeline of them): was its first column-wise step
+    fitted on text? None where no such step says (a scaler, a custom step)."""
+    for s in (step.steps if hasattr(step, "steps") else [(None, step)]):
+        s = s[1]
+        per = getattr(s, "categories_", None)
+        if per is None and getattr(s, "statistics_", None) is not None:
+            per = [np.asarray([v]) for v in np.asarray(s.statistics_, dtype=object)]
+        if per is not None and len(per) == width:
+            return [np.asarray(c).dtype.kind in "OUS" and any(isinstance(v, str) for v in np.asarray(c).ravel())
+                    for c in per]
+        if s is not None and s != "passthrough":
+            return None
+    return None
+
+
+def text_columns(pipeline: Any) -> set[str]:
+    """Input columns the fitted pipeline reads as text: routed by a ColumnTransformer to an encoder or an
+    imputer fitted on strings. A sample read from CSV holds ``101`` as a number where the pipeline was fitted
+    on the text ``"101"``; reading those columns as text keeps their spelling (and leading zeros)."""
+    from sklearn.compose import ColumnTransformer
+
+    out: set[str] = set()
+    stack = [pipeline]
+    while stack:
+        obj = stack.pop()
+        if hasattr(obj, "steps"):
+            stack.extend(s for _, s in obj.steps)
+        elif isinstance(obj, ColumnTransformer):
+            for _, trans, cols in obj.transformers_:
+                if isinstance(trans, str) or not isinstance(cols, list | tuple | np.ndarray):
+                    continue
+                names = [c for c in cols if isinstance(c, str)]
+                flags = _fitted_on_text(trans, len(names)) if len(names) == len(cols) else None
+                out.update(n for n, f in zip(names, flags or [], strict=False) if f)
+                stack.append(trans)
+    return out
+
+
+def as_text_columns(frame: pd.DataFrame, names: Collection[str]) -> pd.DataFrame:
+    """``frame`` with the numeric columns among ``names`` spelled as text (the runtime's ``category_text``)."""
+    from skedge.runtime.missing import category_text
+
+    todo = [n for n in names if n in frame.columns and pd.api.types.is_numeric_dtype(frame[n])
+            and not pd.api.types.is_bool_dtype(frame[n])]
+    if not todo:
+        return frame
+    frame = frame.copy()
+    for n in todo:
+        frame[n] = frame[n].map(lambda v: np.nan if is_missing(v) else category_text(v)).astype(object)
+    return frame
 
 
 def infer_kind(col: pd.Series) -> str:

@@ -72,16 +72,21 @@ def hgb_trees(est: Any) -> Iterator[HGBTree]:
             nodes = pred.nodes
             if np.any(nodes["is_categorical"]):
                 raise ValueError("HistGradientBoosting categorical splits are not supported")
-            leaf = nodes["is_leaf"].astype(bool)
-            yield HGBTree(
-                target=j,
-                left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
-                right=nodes["right"].astype(np.int64),
-                feature=nodes["feature_idx"].astype(np.int64),
-                threshold=nodes["num_threshold"].astype(np.float64),
-                missing_left=nodes["missing_go_to_left"].astype(bool),
-                leaves={int(n): float(nodes["value"][n]) for n in np.where(leaf)[0]},
-            )
+            yield _hgb_tree(nodes, j)
+
+
+def _hgb_tree(nodes: np.ndarray, target: int) -> HGBTree:
+    """One HistGradientBoosting predictor's nodes as an HGBTree (the numeric part of every tree)."""
+    leaf = nodes["is_leaf"].astype(bool)
+    return HGBTree(
+        target=target,
+        left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
+        right=nodes["right"].astype(np.int64),
+        feature=nodes["feature_idx"].astype(np.int64),
+        threshold=nodes["num_threshold"].astype(np.float64),
+        missing_left=nodes["missing_go_to_left"].astype(bool),
+        leaves={int(n): float(nodes["value"][n]) for n in np.where(leaf)[0]},
+    )
 
 
 @dataclass(frozen=True)
@@ -175,15 +180,7 @@ def hgb_categorical_trees(est: Any) -> Iterator[HGBCategoricalTree]:
                 # sklearn's in_bitset: (bitset[v // 32] >> (v % 32)) & 1, v the uint8 category code
                 left_codes[int(n)] = frozenset(v for v in range(32 * len(words)) if (words[v // 32] >> (v % 32)) & 1)
             yield HGBCategoricalTree(
-                tree=HGBTree(
-                    target=j,
-                    left=np.where(leaf, -1, nodes["left"].astype(np.int64)),
-                    right=nodes["right"].astype(np.int64),
-                    feature=nodes["feature_idx"].astype(np.int64),
-                    threshold=nodes["num_threshold"].astype(np.float64),
-                    missing_left=nodes["missing_go_to_left"].astype(bool),
-                    leaves={int(n): float(nodes["value"][n]) for n in np.where(leaf)[0]},
-                ),
+                tree=_hgb_tree(nodes, j),
                 is_categorical=cat,
                 left_codes=left_codes,
             )

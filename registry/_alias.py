@@ -27,7 +27,7 @@ from skedge.runtime.signing import Envelope, dsse_sign, load_private_key, parse_
 
 from ._fs import create_exclusive, fsync_dir, replace_file, tmp_path
 from ._store import _json, bundle_path, iso, trust_of
-from .gate import GateReport, compare, file_sha256, target_column
+from .gate import GateReport, check_benchmark, compare, file_sha256
 
 __all__ = ["promote", "rollback", "history", "Moved", "holders_at", "snapshot", "write_snapshot"]
 
@@ -165,7 +165,7 @@ def promote(reg: str | os.PathLike[str], name: str, version: str, alias: str, *,
     elif data_file is not None:  # the first holder: nothing to compare with, but the benchmark must be usable
         if not data_file.is_file():
             raise BundleError(f"{data_file} does not exist")
-        target_column(candidate, data_file, target)
+        check_benchmark(candidate, data_file, target)
     stored = None
     if data_file is not None and data_ref is None:
         data_ref, stored = _store_data(root, data_file)

@@ -23,7 +23,8 @@ import numpy as np
 from skedge.runtime import MISSING_TEXT, DataError, GateError, Model
 from skedge.runtime._files import file_format, iter_chunks
 
-__all__ = ["MetricDiff", "GateReport", "compare", "DEFAULT_MAX_DROP", "MAIN_METRIC", "file_sha256", "target_column"]
+__all__ = ["MetricDiff", "GateReport", "compare", "check_benchmark", "check_labels", "DEFAULT_MAX_DROP", "MAIN_METRIC",
+           "MIN_ROWS", "file_sha256", "target_column"]
 
 DEFAULT_MAX_DROP = 0.01
 MAIN_METRIC = {"classification": "accuracy", "regression": "r2", "anomaly": "anomaly_rate_gap"}
@@ -130,6 +131,34 @@ def _score(model: Model, path: Path, target: str | None) -> tuple[dict[str, np.n
     if not outs:
         raise DataError(f"{path} has no rows: the gate needs labelled rows")
     return {k: np.concatenate(v) for k, v in outs.items()}, ys
+
+
+# fewer labelled rows than this and the paired interval says nothing: three rows "passed" a stump over a forest
+MIN_ROWS = 30
+
+
+def check_labels(model: Model, ys: list[Any], path: Path) -> None:
+    """A benchmark a gate can read: enough labelled rows, and (classifiers) labels the model can answer.
+    Labels spelled otherwise (``YES`` for ``yes``) would score both models 0 and pass any candidate."""
+    if len(ys) < MIN_ROWS:
+        raise DataError(f"{path}: {len(ys)} labelled rows are too few for the gate (at least {MIN_ROWS}): "
+                        "give a larger --data file")
+    if model.schema.task == "classification" and model.schema.classes is not None:
+        known = {str(c) for c in model.schema.classes}
+        foreign = sorted({str(y) for y in ys} - known)
+        if foreign:
+            shown = ", ".join(repr(v) for v in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+            raise DataError(f"{path}: the target column holds labels the model never answers: {shown} (its classes: "
+                            f"{', '.join(sorted(known))}): check the column and its spelling")
+
+
+def check_benchmark(model: Model, path: Path, target: str | None = None) -> None:
+    """What ``compare`` checks of the data, for a first holder (nothing to compare with yet)."""
+    col = target_column(model, path, target)
+    if col is None:
+        return
+    _, ys = _score(model, path, col)
+    check_labels(model, [y for y in ys if not _missing(y)], path)
 
 
 def _missing(value: Any) -> bool:
@@ -247,6 +276,8 @@ def compare(candidate: Model, current: Model, data: str | Path, *, target: str |
     n = len(next(iter(oc.values())))
     if n == 0:
         raise DataError(f"{path}: no row has a value in the target column {col!r}")
+    if col is not None:
+        check_labels(candidate, ys, path)
     flip: float | None
     if task == "classification":
         metrics, flip, worse = _classification(oc, ok, ys, n, seed)
@@ -257,6 +288,9 @@ def compare(candidate: Model, current: Model, data: str | Path, *, target: str |
     main = MAIN_METRIC[task]
     rules = {main: DEFAULT_MAX_DROP, **dict(max_drop or {})}
     known = {m.name for m in metrics}
+    for k, v in rules.items():
+        if not 0.0 <= v < float("inf"):
+            raise GateError(f"--max-drop {k}={v:g}: a drop is a finite number, 0 or more")
     for k in rules:
         if k not in known:
             raise GateError(f"--max-drop names {k!r}, which the gate does not measure for {task} "

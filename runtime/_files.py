@@ -34,7 +34,7 @@ from typing import Any, TextIO
 
 from ._errors import DataError, SchemaError, SkedgeError
 from ._schema import Schema
-from .missing import MISSING_TEXT, number_text_category
+from .missing import MISSING_TEXT, is_number_text, number_text_category
 
 __all__ = [
     "MISSING_TEXT",
@@ -70,10 +70,12 @@ def _cell(text: str, kind: str, where: str, row: int, name: str, known: frozense
         raise SchemaError(f"{where}row {row}, field {name!r}: expected a boolean, got {text!r} (str)",
                           row=row, field=name)
     try:
-        return float(text)
+        if is_number_text(text):
+            return float(text)
     except ValueError:
-        raise SchemaError(f"{where}row {row}, field {name!r}: expected a number, got {text!r} (str)",
-                          row=row, field=name) from None
+        pass
+    raise SchemaError(f"{where}row {row}, field {name!r}: expected a number, got {text!r} (str)",
+                      row=row, field=name)
 
 
 def file_format(path: Path) -> str:
@@ -233,6 +235,21 @@ def _deep_field(line: str, limit: int = 100) -> str | None:
     return None
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different: json keeps the last of a repeated key without a word."""
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _jsonl_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows: int) -> Iterator[Chunk]:
     where = f"{path}: "
     names = schema.names
@@ -242,7 +259,10 @@ def _jsonl_chunks(path: Path, schema: Schema, keep: tuple[str, ...], batch_rows:
     with open(path, encoding="utf-8") as fh:
         for i, line in enumerate(x for x in fh if x.strip()):
             try:
-                rec = json.loads(line)
+                rec = json.loads(line, object_pairs_hook=_unique_keys)
+            except _DuplicateKey as dup:
+                raise SchemaError(f"{where}row {i}, field {dup.key!r}: the field is named twice in the row",
+                                  row=i, field=dup.key) from None
             except json.JSONDecodeError as exc:
                 raise SchemaError(f"{where}row {i}: not valid JSON ({exc.msg})", row=i) from None
             except RecursionError:  # a hostile line, e.g. [[[[...]]]] 2,000 deep: one line, not a traceback

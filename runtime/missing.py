@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MISSING_TEXT", "MISSING_CATEGORY", "is_missing", "category_text", "number_text_category"]
+__all__ = ["MISSING_TEXT", "MISSING_CATEGORY", "is_missing", "category_text", "number_text_category", "is_number_text"]
 
 # pandas' default NA strings (pandas._libs.parsers.STR_NA_VALUES, pandas 2.x and 3.x); tests compare.
 MISSING_TEXT: frozenset[str] = frozenset({
@@ -82,7 +82,15 @@ def category_text(value: Any) -> str:
 
 
 # What pandas' CSV parser reads as a number (decimal, optional exponent; inf spelled as pandas does)
-_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|Inf|INF|infinity|Infinity)\s*")
+# ASCII only (re.ASCII): Python's \d also takes other scripts' digits, which pandas reads as text
+_NUMBER_TEXT = re.compile(r"\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|Inf|INF|infinity|Infinity)\s*",
+                          re.ASCII)
+
+
+def is_number_text(text: str) -> bool:
+    """A CSV cell pandas' parser reads as a number: ASCII digits, a point, an exponent, inf. Python's
+    ``float`` takes more (``1_000``, other scripts' digits, ``NAN``): pandas keeps those as text, so must we."""
+    return _NUMBER_TEXT.fullmatch(text) is not None
 
 
 def number_text_category(text: str, known: frozenset[str] | None) -> str:

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import tomllib
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from skedge.runtime._errors import ConfigError
 
@@ -34,6 +34,16 @@ class DataConfig(_Strict):
     drop: list[str] = Field(default_factory=list, description="columns that are not features (ids, leaks)")
     kinds: dict[str, Literal["number", "integer", "category", "boolean"]] = Field(
         default_factory=dict, description="override the inferred kind of a column")
+
+    @model_validator(mode="after")
+    def _target_is_no_feature(self) -> DataConfig:
+        # dropping the target was silently ignored; giving it a kind would make it a feature of itself
+        if self.target is not None and self.target in self.drop:
+            raise ValueError(f"data.drop names the target {self.target!r}: drop lists columns that are not "
+                             "features; the target is never one")
+        if self.target is not None and self.target in self.kinds:
+            raise ValueError(f"data.kinds names the target {self.target!r}: kinds are for features")
+        return self
 
 
 class ClipConfig(_Strict):

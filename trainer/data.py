@@ -37,13 +37,16 @@ from .checks import (
 __all__ = ["Dataset", "load_table", "prepare", "split", "frame_sha256"]
 
 
-def load_table(path: Path) -> pd.DataFrame:
+def load_table(path: Path, *, text: tuple[str, ...] | list[str] = ()) -> pd.DataFrame:
+    """A table from CSV or Parquet; CSV columns named in ``text`` (declared categories) are read as text, so a
+    category keeps its spelling (``02139`` is not the number 2139, and not the category ``2139``)."""
     if not path.exists():
         raise DataError(f"data file {path} does not exist")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=False, na_values=sorted(MISSING_TEXT))
+            return pd.read_csv(path, keep_default_na=False, na_values=sorted(MISSING_TEXT),
+                               dtype={c: str for c in text} or None)
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError) as exc:

@@ -68,7 +68,7 @@ def _git_commit(where: Path) -> str | None:
 def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, dict[str, Any]]:
     """Load, split, fit and evaluate; returns the pipeline and what export needs to know."""
     with step("load data"):
-        frame = load_table(cfg.data_path())
+        frame = load_table(cfg.data_path(), text=[c for c, k in cfg.data.kinds.items() if k == "category"])
         source = str(cfg.data_path())
         ds = prepare(frame, target=cfg.data.target, drop=cfg.data.drop, kinds=dict(cfg.data.kinds),
                      source=source, high_cardinality_mode=cfg.features.high_cardinality,

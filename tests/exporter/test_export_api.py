@@ -115,3 +115,47 @@ def test_cli_export_from_skops(tmp_path: Path) -> None:
                           str(tmp_path / "sample.csv"), "--name", "p", "--out", str(tmp_path / "models")],
                          capture_output=True, text=True)
     assert res.returncode == 1 and "pickle files are never loaded" in res.stderr
+
+
+def test_digit_string_categories_read_from_csv_keep_their_text(tmp_path: Path) -> None:
+    """A pipeline fitted on store ids as text ("0101"...): the CSV sample reads them as numbers, skedge as text."""
+    rng = np.random.default_rng(0)
+    stores = np.array(["0101", "205", "333", "0418"])
+    X = __import__("pandas").DataFrame({"store_id": rng.choice(stores, 200), "x": rng.normal(size=200)})
+    y = (np.isin(X["store_id"], ["0101", "333"]) ^ (X["x"] > 1)).astype(int)
+    pre = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), ["store_id"]), ("num", "passthrough",
+                                                                                               ["x"])])
+    pipe = Pipeline([("pre", pre), ("lr", LogisticRegression())]).fit(X, y)
+    sio.dump(pipe, tmp_path / "pipe.skops")
+    X.to_csv(tmp_path / "sample.csv", index=False)
+    res = subprocess.run([sys.executable, "-m", "skedge.cli", "export", str(tmp_path / "pipe.skops"), "--sample",
+                          str(tmp_path / "sample.csv"), "--name", "stores", "--out", str(tmp_path / "m")],
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    model = load(tmp_path / "m" / "stores" / "1.0.0")
+    assert model.schema.feature("store_id").kind == "category"
+    assert set(model.schema.feature("store_id").categories or ()) == set(stores)
+    np.testing.assert_allclose(model.predict_proba(X.iloc[:50]), pipe.predict_proba(X.iloc[:50]), rtol=0, atol=1e-9)
+    # the API with a frame whose ids became numbers (the leading zeros are gone: "101" is unseen, as in sklearn)
+    numeric = X.assign(store_id=X["store_id"].astype(int))
+    path = export(pipe, numeric, tmp_path / "m2", name="stores")
+    assert load(path).schema.feature("store_id").kind == "category"
+
+
+def test_a_curved_step_away_from_its_tree_is_named_with_the_way_out(tmp_path: Path) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import FunctionTransformer
+    from sklearn.tree import DecisionTreeRegressor
+
+    from skedge.exporter import ParityError
+
+    d = load_diabetes(as_frame=True)
+    X, y = d.data[["bmi", "bp", "s5"]] * 100 + 50, d.target
+    steps = [("log", FunctionTransformer(np.log1p)), ("scale", StandardScaler()),
+             ("tree", DecisionTreeRegressor(max_depth=6, random_state=0))]
+    with pytest.raises(ParityError, match=r"Step 'log' \(FunctionTransformer\).*'scale' \(StandardScaler\) stands "
+                                          r"between it and the tree.*Drop them"):
+        export(Pipeline(steps).fit(X, y), X, tmp_path, name="curved", targets=["onnx"])
+    # the way out the message gives: without the scaler the tree's splits fold onto log1p's input, exact
+    path = export(Pipeline([steps[0], steps[2]]).fit(X, y), X, tmp_path, name="ok", targets=["onnx"])
+    assert load(path).verify().passed

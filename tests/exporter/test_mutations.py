@@ -241,10 +241,10 @@ def test_kbins_edges_are_swept(tmp_path: Path, encode: str) -> None:
     """skedge's KBinsDiscretizer is exact on rows placed on every edge (skl2onnx's was 0.39 off there)."""
     import json
 
-    from skedge.runtime import load
-
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import KBinsDiscretizer
+
+    from skedge.runtime import load
 
     df, y = _data(seed=5)
     pipe = Pipeline([("scale", StandardScaler()),

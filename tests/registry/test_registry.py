@@ -269,6 +269,6 @@ def test_a_benchmark_without_the_target_is_refused_at_once(versions: dict[str, P
     rows.write_text("".join(",".join(ln.split(",")[i] for i in keep) + "\n" for ln in lines))
     from skedge.runtime import DataError
 
-    with pytest.raises(DataError, match="cannot tell which column is the target"):
+    with pytest.raises(DataError, match="the target column .species. is not in the file"):
         promote(reg, "penguins", "1.0.0", "prod", data=rows)
     assert history(reg, "penguins") == [] and not list((reg / "data").iterdir())

@@ -175,3 +175,33 @@ targets = ["onnx"]
     cfg.write_text(bad)
     with pytest.raises(Exception, match="acuracy"):
         load_config(cfg)
+
+
+def test_a_benchmark_the_gate_cannot_read_is_refused(penguins_bundle: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """Labels spelled otherwise would score both models 0 (and pass any candidate); three rows say nothing."""
+    from .conftest import as_version
+
+    reg = str(tmp_path / "reg")
+    r = ["--registry", reg]
+    v2 = as_version(penguins_bundle, tmp_path / "v2", "2.0.0")
+    assert _run(capsys, "registry", "init", reg)[0] == 0
+    for b in (penguins_bundle, v2):
+        assert _run(capsys, "publish", str(b), *r)[0] == 0
+    lines = DATA.read_text().splitlines(keepends=True)
+    caps = tmp_path / "caps.csv"
+    caps.write_text(lines[0] + "".join(ln.replace("Adelie", "ADELIE").replace("Gentoo", "GENTOO") for ln in lines[1:]))
+    tiny = tmp_path / "tiny.csv"
+    tiny.write_text("".join(lines[:4]))
+    for bad, words in ((caps, "labels the model never answers: 'ADELIE', 'GENTOO'"), (tiny, "3 labelled rows")):
+        code, _, err = _run(capsys, "promote", "penguins@1.0.0", "--alias", "prod", *r, "--data", str(bad))
+        assert code == 1 and words in err and err.count("\n") == 1, err
+    assert _run(capsys, "promote", "penguins@1.0.0", "--alias", "prod", *r, "--data", str(DATA))[0] == 0
+    for bad, words in ((caps, "labels the model never answers"), (tiny, "too few for the gate")):
+        code, _, err = _run(capsys, "promote", "penguins@2.0.0", "--alias", "prod", *r, "--data", str(bad))
+        assert code == 1 and words in err, err
+    code, _, err = _run(capsys, "promote", "penguins@2.0.0", "--alias", "prod", *r, "--max-drop", "accuracy=-1")
+    assert code == 1 and "0 or more" in err, err
+    assert _run(capsys, "resolve", "penguins@prod", *r)[1].strip().endswith("1.0.0")  # nothing moved
+    # the stored benchmark is still the good one: the same model under another version passes on it
+    assert _run(capsys, "promote", "penguins@2.0.0", "--alias", "prod", *r)[0] == 0

@@ -239,3 +239,13 @@ def test_keygen_never_overwrites_and_keeps_the_key_private(tmp_path: Path) -> No
     assert os.stat(priv).st_mode & 0o077 == 0 and pub.read_text().startswith("-----BEGIN PUBLIC KEY-----")
     with pytest.raises(BundleError, match="a key is never overwritten"):
         generate_keypair(tmp_path / "k")
+
+
+def test_cli_refuses_to_sign_with_an_expiry_already_past(penguins_bundle: Path, keys: tuple[Path, Path],
+                                                         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from skedge.cli import main
+
+    b = copy_bundle(penguins_bundle, tmp_path / "b")
+    assert main(["sign", str(b), "--key", str(keys[0]), "--expires", "2020-01-01"]) == 1
+    assert "already past" in capsys.readouterr().err
+    assert not (b / "signature.json").exists()

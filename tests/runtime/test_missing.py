@@ -271,6 +271,31 @@ def test_a_number_for_a_category_field_is_matched_by_the_same_rule(stores: tuple
         model.predict({"store_id": True, "x": 0.0})
 
 
+def test_a_declared_category_keeps_leading_zeros(tmp_path: Path) -> None:
+    """Zip codes declared a category are text from the file on: 02139 and 2139 stay two categories."""
+    from skedge.trainer import train
+
+    rng = np.random.default_rng(5)
+    zips = np.array(["02139", "2139", "00501", "501", "10001", "94105"])
+    z = rng.choice(zips, 300)
+    y = np.where(np.isin(z, ["02139", "00501", "94105"]) ^ (rng.random(300) < 0.05), "yes", "no")
+    csv = tmp_path / "zips.csv"
+    pd.DataFrame({"zip": z, "x": rng.normal(size=300), "y": y}).to_csv(csv, index=False)
+    (tmp_path / "zips.toml").write_text(
+        'name = "zips"\nversion = "1.0.0"\nseed = 1\n\n[data]\npath = "zips.csv"\ntarget = "y"\n'
+        'kinds = { zip = "category" }\n\n[model]\nestimator = "logistic_regression"\n\n'
+        '[evaluation]\nholdout = 0.2\ngates = {}\n\n[export]\ntargets = ["onnx"]\n')
+    result = train(tmp_path / "zips.toml", out=tmp_path / "models")
+    model = load(result.path)
+    assert model.schema.feature("zip").categories == tuple(sorted(zips))
+    frame = pd.read_csv(csv, dtype={"zip": str})
+    want = result.pipeline.predict(frame.drop(columns="y"))
+    got = _predict_file(result.path, csv, tmp_path / "pred.csv")
+    assert int((got["prediction"].to_numpy() != want).sum()) == 0
+    assert model.unseen_categories == {}
+    np.testing.assert_array_equal(model.predict(frame.drop(columns="y")), want)
+
+
 def test_a_model_from_before_the_marker_keeps_its_contract() -> None:
     """A schema without missing_category was exported when the graph took "" as missing: it still does."""
     from skedge.runtime import Schema

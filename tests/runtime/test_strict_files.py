@@ -140,3 +140,30 @@ def test_a_timestamp_column_in_parquet_is_not_read_as_nanoseconds(penguins_bundl
         _predict(penguins_bundle, src, tmp_path)
     assert str(info.value).startswith(f"{src}: row 0, field 'body_mass_g': expected a finite number, got "
                                       "np.datetime64(")
+
+
+@pytest.mark.parametrize("cell", ["1_000", "٣", "１２", "१२", "NAN", "+nan", "NaN ", " nan", "nan "])
+def test_a_number_cell_pandas_reads_as_text_is_refused(penguins_bundle: Path, tmp_path: Path, cell: str) -> None:
+    """Python's float() takes these; pandas.read_csv (how the trainer read the file) keeps them as text."""
+    assert pd.read_csv(io.StringIO(f"a\n{cell}\n1\n"), keep_default_na=False,
+                       na_values=sorted(__import__("skedge.runtime.missing").runtime.missing.MISSING_TEXT)
+                       )["a"].dtype.kind not in "fiu"
+    rows = [list(GOOD) for _ in range(5)]
+    rows[3][1] = cell
+    src = _csv(tmp_path / "rows.csv", FIELDS, rows)
+    with pytest.raises(SchemaError) as info:
+        _predict(penguins_bundle, src, tmp_path)
+    assert (info.value.row, info.value.field) == (3, "bill_length_mm")
+    assert f"expected a number, got {cell!r}" in str(info.value)
+
+
+def test_a_jsonl_row_naming_a_field_twice_is_refused(penguins_bundle: Path, tmp_path: Path) -> None:
+    row = dict(zip(FIELDS, GOOD, strict=True))
+    good = json.dumps({k: (v if k in ("island", "sex") else float(v)) for k, v in row.items()})
+    twice = good[:-1] + ', "bill_length_mm": 99.0}'
+    src = tmp_path / "rows.jsonl"
+    src.write_text(good + "\n" + twice + "\n", encoding="utf-8")
+    with pytest.raises(SchemaError) as info:
+        _predict(penguins_bundle, src, tmp_path)
+    assert (info.value.row, info.value.field) == (1, "bill_length_mm")
+    assert "named twice" in str(info.value)

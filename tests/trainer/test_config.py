@@ -112,3 +112,21 @@ def test_gate_out_of_range_or_unknown(tmp_path: Path) -> None:
     p = _write(tmp_path, BASE + "[evaluation.gates]\naccuracyy = 0.9\n")
     with pytest.raises(ConfigError, match="unknown metric 'accuracyy'; gates take accuracy"):
         load_config(p)
+
+
+@pytest.mark.parametrize("line,words", [('drop = ["species"]', "data.drop names the target 'species'"),
+                                        ('kinds = { species = "category" }', "data.kinds names the target")])
+def test_the_target_is_never_dropped_or_given_a_kind(tmp_path: Path, line: str, words: str) -> None:
+    p = _write(tmp_path, BASE.replace('target = "species"', f'target = "species"\n{line}'))
+    with pytest.raises(ConfigError, match=words) as exc:
+        load_config(p)
+    assert "\n" not in str(exc.value)
+
+
+def test_compare_rules_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="the gate against the previous version measures"):
+        load_config(_write(tmp_path, BASE + "[evaluation]\ncompare = { f1 = 0.1 }\n"))
+    with pytest.raises(ConfigError, match="0 or more"):
+        load_config(_write(tmp_path, BASE + "[evaluation]\ncompare = { accuracy = -0.1 }\n"))
+    cfg = load_config(_write(tmp_path, BASE + "[evaluation]\ncompare = { accuracy = 0.02, r2 = 0.1 }\n"))
+    assert dict(cfg.evaluation.compare) == {"accuracy": 0.02, "r2": 0.1}
