@@ -120,8 +120,44 @@ def _tree_list(est: Any) -> list[tuple[Any, np.ndarray | None]] | None:
     return [(t, np.asarray(fs, dtype=np.int64)) for t, fs in zip(flat, feats, strict=True)]
 
 
+def _lightgbm_splits(est: Any) -> Splits:
+    """LightGBM compares ``x <= threshold`` in double (numeric splits; categorical ones are refused anyway)."""
+    f: list[int] = []
+    t: list[float] = []
+    for info in est.booster_.dump_model()["tree_info"]:
+        stack = [info["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "leaf_value" in node:
+                continue
+            if node.get("decision_type") == "<=":
+                f.append(int(node["split_feature"]))
+                t.append(float(node["threshold"]))
+            stack.extend((node["left_child"], node["right_child"]))
+    return Splits(np.asarray(f, dtype=np.int64), np.asarray(t, dtype=np.float64), np.arange(len(f)), False, None)
+
+
+def _xgboost_splits(est: Any) -> Splits:
+    """XGBoost goes left where ``float32(x) < split``: as skedge's test ``float32(x) <= t``, ``t`` is the
+    float32 just below the split."""
+    frame = est.get_booster().trees_to_dataframe()
+    frame = frame[frame["Feature"] != "Leaf"]
+    names = est.get_booster().feature_names
+    index = {n: i for i, n in enumerate(names)} if names else {}
+    feature = np.asarray([index[n] if n in index else int(str(n).lstrip("f")) for n in frame["Feature"]],
+                         dtype=np.int64)
+    split = frame["Split"].to_numpy(dtype=np.float32)
+    below = np.nextafter(split, np.float32(-np.inf)).astype(np.float64)
+    return Splits(feature, below, np.arange(len(feature)), True, None)
+
+
 def tree_splits(est: Any) -> Splits | None:
     """The split nodes of a supported tree model (None for a model without trees)."""
+    module = type(est).__module__.split(".")[0]
+    if module == "lightgbm" and hasattr(est, "booster_"):
+        return _lightgbm_splits(est)
+    if module == "xgboost" and hasattr(est, "get_booster"):
+        return _xgboost_splits(est)
     if hasattr(est, "_predictors"):
         f, t = [], []
         for tree in hgb_trees(est):

@@ -87,3 +87,49 @@ def test_lightgbm_categorical_splits_are_refused(tmp_path: Path) -> None:
     est.fit(X, y, categorical_feature=["k"])
     with pytest.raises(ExportError, match="LightGBM categorical splits are not supported"):
         export(est, X, tmp_path, name="cat", targets=("onnx",))
+
+
+def test_the_export_sweep_probes_every_booster_split_and_catches_float32_trees(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proof itself (not this file's own rows) places rows on LightGBM's and XGBoost's thresholds, so
+    onnxmltools' float32 LightGBM trees are refused by export, with no help from a test."""
+    import json
+
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.pipeline import make_pipeline
+
+    from skedge.exporter import ParityError
+
+    X, y = _frame(load_breast_cancer)
+    pipe = make_pipeline(lightgbm.LGBMClassifier(n_estimators=10, num_leaves=8, n_jobs=1, random_state=0,
+                                                 verbose=-1)).fit(X, y)
+    path = export(pipe, X, tmp_path, name="lgbm", targets=("onnx",))
+    sweep = json.loads((path / "manifest.json").read_text())["parity_sweep"]
+    splits = [(n["split_feature"], n["threshold"]) for t in pipe[-1].booster_.dump_model()["tree_info"]
+              for n in _split_nodes(t["tree_structure"])]
+    assert sweep["tree_splits"] == len(splits) and sweep["boundaries_probed"] == len(set(splits))
+    # onnxmltools' way: thresholds rounded to float32 (what its float trees compare against)
+    from skedge.exporter.onnx import lgbm
+
+    class Float32Trees(lgbm.Ensemble):  # type: ignore[misc,valid-type]
+        def add_tree(self, left: Any, right: Any, feature: Any, threshold: Any, *rest: Any) -> Any:
+            return super().add_tree(left, right, feature, threshold.astype(np.float32).astype(np.float64), *rest)
+
+    monkeypatch.setattr(lgbm, "Ensemble", Float32Trees)
+    with pytest.raises(ParityError, match="does not answer like sklearn"):
+        export(pipe, X, tmp_path, name="lgbm_float32", targets=("onnx",))
+
+    xgboost = pytest.importorskip("xgboost")
+    xgb = make_pipeline(xgboost.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1, random_state=0)).fit(X, y)
+    path = export(xgb, X, tmp_path, name="xgb", targets=("onnx",))
+    sweep = json.loads((path / "manifest.json").read_text())["parity_sweep"]
+    assert sweep["tree_splits"] > 0 and sweep["boundaries_probed"] > 20
+
+
+def _split_nodes(node: dict[str, Any]) -> Any:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if "split_feature" in n:
+            yield n
+            stack.extend((n["left_child"], n["right_child"]))
