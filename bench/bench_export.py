@@ -25,30 +25,14 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from bench_runtime import synthetic  # the same 11-field data as the runtime's forest benchmark (bench/ is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench.md"
 RESULTS = ROOT / "bench" / "export.json"
 START, END = "<!-- bench_export:start -->", "<!-- bench_export:end -->"
 LIMIT_S, LIMIT_MB = 60.0, 2.0
-
-
-def _synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    num = {f"x{j}": rng.normal(j, 1 + j, n) for j in range(8)}
-    for j in (1, 4, 6):
-        num[f"x{j}"][rng.random(n) < 0.05] = np.nan
-    cats = {"region": rng.choice([f"r{k}" for k in range(8)], n).astype(object),
-            "channel": rng.choice(["web", "store", "phone", "partner"], n).astype(object),
-            "plan": rng.choice([f"p{k}" for k in range(12)], n).astype(object)}
-    cats["plan"][rng.random(n) < 0.03] = np.nan
-    frame = pd.DataFrame({**num, **cats})
-    score = (np.nan_to_num(frame.x0) + 0.1 * np.nan_to_num(frame.x1) * frame.x2
-             + 1.5 * frame.region.isin(["r1", "r5"]) + rng.normal(0, 1, n))
-    y = np.digitize(score, np.quantile(score, [0.33, 0.66]))
-    return frame, np.array(["low", "mid", "high"])[y]
 
 
 def penguins(work: Path) -> tuple[Any, pd.DataFrame, str]:
@@ -68,7 +52,7 @@ def forest(n_trees: int) -> tuple[Any, pd.DataFrame, str]:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
 
-    X, y = _synthetic(5_000, 0)
+    X, y = synthetic(5_000, 0)
     nums = [c for c in X if c.startswith("x")]
     pipe = Pipeline([
         ("features", ColumnTransformer([

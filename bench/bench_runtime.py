@@ -76,7 +76,8 @@ def penguins_case(work: Path, n: int) -> Case:
                 "examples/penguins.toml: 100 trees, ColumnTransformer, 7 fields")
 
 
-def _synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+def synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """11 fields (8 numbers with gaps, 3 categories), 3 classes: the forest benchmarks' data (bench_export too)."""
     rng = np.random.default_rng(seed)
     num = {f"x{j}": rng.normal(j, 1 + j, n) for j in range(8)}
     for j in (1, 4, 6):
@@ -101,7 +102,7 @@ def forest_case(work: Path, n: int) -> Case:
 
     from skedge.exporter import export
 
-    X, y = _synthetic(10_000, 0)
+    X, y = synthetic(10_000, 0)
     nums = [c for c in X if c.startswith("x")]
     cats = ["region", "channel", "plan"]
     pipeline = Pipeline([
@@ -113,7 +114,7 @@ def forest_case(work: Path, n: int) -> Case:
     ])
     pipeline.fit(X, y)
     path = export(pipeline, X.sample(300, random_state=1), work / "models", name="forest-ct", targets=("onnx",))
-    frame, _ = _synthetic(n, 1)
+    frame, _ = synthetic(n, 1)
     nodes = int(np.mean([t.tree_.node_count for t in pipeline[-1].estimators_]))
     return Case("forest + ColumnTransformer", path, pipeline, frame, _json_row(frame.dropna().iloc[0]),
                 f"synthetic: 100 trees ({nodes:,} nodes each), imputer + one-hot, 11 fields")
