@@ -159,13 +159,18 @@ def tree_splits(est: Any) -> Splits | None:
     if module == "xgboost" and hasattr(est, "get_booster"):
         return _xgboost_splits(est)
     if hasattr(est, "_predictors"):
-        f, t = [], []
-        for tree in hgb_trees(est):
+        hgb = list(hgb_trees(est))
+        f, t, at = [], [], []
+        start = 0
+        for tree in hgb:
             br = np.where(tree.left != -1)[0]
             f.append(tree.feature[br])
             t.append(tree.threshold[br])
+            at.append(br + start)
+            start += len(tree.left)
         feature = np.concatenate(f) if f else np.zeros(0, dtype=np.int64)
-        return Splits(feature, np.concatenate(t) if t else np.zeros(0), np.arange(len(feature)), False, None)
+        return Splits(feature, np.concatenate(t) if t else np.zeros(0),
+                      np.concatenate(at) if at else np.zeros(0, dtype=np.int64), False, lambda x: _hgb_paths(hgb, x))
     trees = _tree_list(est)
     if trees is None:
         return None
@@ -189,6 +194,30 @@ def tree_splits(est: Any) -> Splits | None:
                               for tree, fs in trees], format="csc")
 
     return Splits(np.concatenate(f), np.concatenate(t), np.concatenate(nodes), True, paths)
+
+
+def _hgb_paths(trees: list[HGBTree], x: np.ndarray) -> Any:
+    """Rows x nodes: which nodes each row passes, walked as HistGradientBoosting's predictor walks (``x <=
+    threshold`` in double, NaN where training sent it), so a threshold's probe starts from a row that reaches it."""
+    from scipy import sparse
+
+    x = np.asarray(x, dtype=np.float64)
+    blocks = []
+    for tree in trees:
+        reach = np.zeros((len(x), len(tree.left)), dtype=bool)
+        reach[:, 0] = True
+        stack = [0]
+        while stack:
+            node = stack.pop()
+            if tree.left[node] == -1:
+                continue
+            v = x[:, tree.feature[node]]
+            left = (v <= tree.threshold[node]) | (np.isnan(v) & bool(tree.missing_left[node]))
+            reach[:, tree.left[node]] = reach[:, node] & left
+            reach[:, tree.right[node]] = reach[:, node] & ~left
+            stack.extend((int(tree.left[node]), int(tree.right[node])))
+        blocks.append(sparse.csc_matrix(reach))
+    return sparse.hstack(blocks, format="csc")
 
 
 @dataclass(frozen=True)

@@ -222,3 +222,28 @@ def test_neighbours_are_probed_halfway_between_sample_rows() -> None:
     assert kinds.count("tie:midpoint") == 200
     row = exported.manifest["parity"]["onnx"]
     assert row["passed"] and row["label_mismatches"] == 0, row
+
+
+def test_hgb_paths_walk_the_trees_as_sklearn_does() -> None:
+    """The walk that picks a base row reaching each HistGradientBoosting split: the leaves it reaches, summed,
+    are sklearn's own raw scores (NaN routed as training learned), and every split is reached by some row."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from skedge.exporter._sklearn_trees import hgb_trees, tree_splits
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan
+    y = (np.nan_to_num(X[:, 0]) + X[:, 1] > 0).astype(int)
+    m = HistGradientBoostingClassifier(max_iter=20, max_leaf_nodes=8, random_state=0).fit(X, y)
+    splits = tree_splits(m)
+    assert splits is not None and splits.paths is not None
+    reach = splits.paths(X[:200]).toarray()
+    raw, start = np.zeros(200), 0
+    for tree in hgb_trees(m):
+        for leaf, value in tree.leaves.items():
+            raw += reach[:, start + leaf] * value
+        start += len(tree.left)
+    np.testing.assert_allclose(raw + m._baseline_prediction.ravel()[0], m._raw_predict(X[:200]).ravel(),
+                               rtol=0, atol=1e-12)
+    assert reach[:, splits.node].any(axis=0).all()
