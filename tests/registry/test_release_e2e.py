@@ -23,9 +23,13 @@ def worse_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from skedge.trainer import train
 
     d = tmp_path_factory.mktemp("v2")
-    cfg = d / "penguins_v2.toml"
-    cfg.write_text(f'''name = "penguins"
-version = "2.0.0"
+    return train(_stump_config(d / "penguins_v2.toml", "2.0.0"), d / "models").path
+
+
+def _stump_config(path: Path, version: str, evaluation: str = "") -> Path:
+    """The penguins config with a decision stump (clearly worse than the example's forest)."""
+    path.write_text(f'''name = "penguins"
+version = "{version}"
 seed = 42
 [data]
 path = {json.dumps(str(DATA))}
@@ -35,10 +39,11 @@ estimator = "decision_tree"
 params = {{ max_depth = 1 }}
 [evaluation]
 holdout = 0.2
+{evaluation}
 [export]
 targets = ["onnx"]
 ''')
-    return train(cfg, d / "models").path
+    return path
 
 
 def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -143,22 +148,7 @@ def test_config_compare_rules_travel_in_the_manifest_and_set_the_gate(
     from skedge.trainer import train
     from skedge.trainer.config import load_config
 
-    cfg = tmp_path / "penguins_lenient.toml"
-    cfg.write_text(f'''name = "penguins"
-version = "3.0.0"
-seed = 42
-[data]
-path = {json.dumps(str(DATA))}
-target = "species"
-[model]
-estimator = "decision_tree"
-params = {{ max_depth = 1 }}
-[evaluation]
-holdout = 0.2
-compare = {{ accuracy = 0.5 }}
-[export]
-targets = ["onnx"]
-''')
+    cfg = _stump_config(tmp_path / "penguins_lenient.toml", "3.0.0", "compare = { accuracy = 0.5 }")
     v3 = train(cfg, tmp_path / "models").path
     manifest = json.loads((v3 / "manifest.json").read_text())
     assert manifest["compare"] == {"accuracy": 0.5} and manifest["target"] == "species"
