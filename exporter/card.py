@@ -6,6 +6,8 @@ from typing import Any
 
 from skedge.runtime._schema import Schema
 
+from .card_evaluation import metrics_markdown, slices_markdown
+
 __all__ = ["render_card"]
 
 
@@ -57,15 +59,12 @@ def render_card(manifest: dict[str, Any], schema: Schema, parity_md: str, *, rep
     out.append(f"- estimator: {manifest.get('estimator', '')}")
     out.append(f"- seed: {prov.get('seed', '—')}")
     out.append("")
-    metrics = manifest.get("metrics") or {}
-    if metrics:
-        out += ["## Metrics (holdout)", "", "| metric | value |", "|---|---|"]
-        out += [f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, int | float)]
-        out.append("")
-    gates = manifest.get("gates") or {}
-    if gates:
-        shown = [f"{k} ≥ {g['min']}" if "min" in g else f"{k} ≤ {g['max']}" for k, g in gates.items()]
-        out += ["Quality gates (all met): " + ", ".join(shown), ""]
+    # metrics beside both baselines with intervals, the gates, the slices (exporter/card_evaluation.py)
+    out += metrics_markdown(manifest)
+    out += slices_markdown(manifest)
+    from .explain import importances_markdown  # global importances from explain.onnx (exporter/explain.py)
+
+    out += importances_markdown(manifest.get("explain") or {})
     out += ["## Parity with scikit-learn", "", parity_md]
     for target, reason in (manifest.get("unavailable_targets") or {}).items():
         out.append(f"- {target}: not exported — {reason}")

@@ -10,7 +10,7 @@ import numpy as np
 
 from skedge.runtime._parity import ParityRow, compare_outputs
 
-__all__ = ["check_target", "left_out_warning", "parity_table", "parity_markdown", "parity_plot"]
+__all__ = ["check_target", "left_out_warning", "parity_table", "parity_markdown", "parity_plot", "parity_figure"]
 
 Predictor = Callable[[list[dict[str, Any]]], dict[str, Any]]
 
@@ -88,40 +88,93 @@ def parity_markdown(rows: list[ParityRow], golden: dict[str, Any] | None = None,
     return "\n".join(lines) + "\n"
 
 
-def _values(outputs: dict[str, Any]) -> np.ndarray:
+def _output(outputs: dict[str, Any]) -> tuple[str, np.ndarray] | None:
     for kind in ("probabilities", "value", "score"):
         if kind in outputs:
-            return np.asarray(outputs[kind], dtype=np.float64).ravel()
-    return np.zeros(0)
+            v = np.asarray(outputs[kind], dtype=np.float64)
+            return kind, v.reshape(len(v), -1)
+    return None
 
 
-def parity_plot(golden: dict[str, Any], got_by_target: dict[str, dict[str, Any]]) -> bytes:
-    """PNG: reference vs exported values per target; label mismatches marked in red."""
+def _linthresh(diffs: list[np.ndarray], abs_tol: float) -> float:
+    # the linear band of the symlog axis: a decade under the smallest difference there is, so a 1e-8 gap shows
+    # as a point eight decades up rather than on y = x; never above a tenth of the bound
+    nonzero = np.concatenate([np.abs(d[np.isfinite(d) & (d != 0)]) for d in diffs] or [np.zeros(0)])
+    floor = 10.0 ** np.floor(np.log10(nonzero.min())) / 10 if nonzero.size else 1e-12
+    return float(max(min(floor, abs_tol / 10), 1e-18))
+
+
+def parity_plot(golden: dict[str, Any], got_by_target: dict[str, dict[str, Any]], *,
+                classes: Any = None) -> bytes:
+    """PNG: exported minus sklearn per golden row, one panel per target, one colour per class (probabilities)
+    or the value, on a symmetric log scale; the parity bound dashed, threshold-sweep rows as crosses, label
+    mismatches as red lines."""
+    return _save(parity_figure(golden, got_by_target, classes=classes))
+
+
+def parity_figure(golden: dict[str, Any], got_by_target: dict[str, dict[str, Any]], *, classes: Any = None) -> Any:
+    """The matplotlib figure of ``parity_plot`` (a test reads its points and lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ref = golden["expected"]
-    ref_v = _values(ref)
-    n = max(1, len(got_by_target))
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 4), squeeze=False)
-    for ax, (target, got) in zip(axes[0], sorted(got_by_target.items()), strict=False):
-        got_v = _values(got)
-        if len(got_v) == len(ref_v) and len(ref_v):
-            ax.scatter(ref_v, got_v, s=6, alpha=0.6, label="rows")
-            lo, hi = float(np.nanmin(ref_v)), float(np.nanmax(ref_v))
-            ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8)
+    found = _output(ref)
+    tol = golden.get("tolerance") or {}
+    abs_tol, rel_tol = float(tol.get("abs", 1e-5)), float(tol.get("rel", 1e-5))
+    kinds = [str(k) for k in golden.get("kinds", [])]
+    targets = list(got_by_target.items())  # in the order the targets were checked: onnx first
+    fig, axes = plt.subplots(max(1, len(targets)), 1, figsize=(9, 3.1 * max(1, len(targets))), squeeze=False)
+    if found is None or not targets:
+        axes[0][0].set_title("no values to compare")
+        return fig
+    kind, r = found
+    n = len(r)
+    threshold = np.array([k.startswith("threshold") for k in kinds] + [False] * max(0, n - len(kinds)))[:n]
+    names = [str(c) for c in classes] if classes is not None and kind == "probabilities" else []
+    series = [f"P({names[j]})" if j < len(names) else (f"class {j}" if kind == "probabilities" else kind)
+              for j in range(r.shape[1])]
+    diffs = []
+    for _, got in targets:
+        g = _output(got)
+        diffs.append(g[1] - r if g is not None and g[1].shape == r.shape else np.full_like(r, np.nan))
+    lin = _linthresh(diffs, abs_tol)
+    x = np.arange(n)
+    bound = np.maximum(abs_tol, rel_tol * np.maximum(1.0, np.abs(r)))
+    for ax, (target, got), d in zip(axes[:, 0], targets, diffs, strict=True):
+        for j in range(r.shape[1]):
+            color = f"C{j % 10}"
+            ax.scatter(x[~threshold], d[~threshold, j], s=7, color=color, marker="o", label=series[j])
+            ax.scatter(x[threshold], d[threshold, j], s=9, color=color, marker="x", linewidths=0.6)
+        worst = np.max(bound, axis=1)
+        ax.plot(x, worst, color="black", ls="--", lw=0.8, label=f"bound ({abs_tol:g} abs, {rel_tol:g} rel)")
+        ax.plot(x, -worst, color="black", ls="--", lw=0.8)
         if "label" in ref and "label" in got:
             bad = [i for i, (a, b) in enumerate(zip(got["label"], ref["label"], strict=False)) if str(a) != str(b)]
-            if bad and len(got_v) == len(ref_v):
-                width = len(ref_v) // max(len(ref["label"]), 1)
-                idx = [i * width + j for i in bad for j in range(width)]
-                ax.scatter(ref_v[idx], got_v[idx], s=18, color="red", label=f"{len(bad)} label mismatches")
-        ax.set_title(target)
-        ax.set_xlabel("sklearn reference")
-        ax.set_ylabel("exported")
-        ax.legend(loc="upper left", fontsize=7)
+            for i in bad:
+                ax.axvline(i, color="red", lw=0.8)
+            if bad:
+                ax.plot([], [], color="red", lw=0.8, label=f"{len(bad)} label mismatches")
+        if threshold.any():
+            ax.scatter([], [], marker="x", color="grey", label=f"threshold rows ({int(threshold.sum())})")
+        ax.set_yscale("symlog", linthresh=lin)
+        top = int(np.ceil(np.log10(max(float(worst.max()), lin * 10))))
+        step = max(1, (top - int(np.log10(lin))) // 4)  # about four decades labelled on each side of zero
+        ticks = [10.0 ** e for e in range(top, int(np.log10(lin)) - 1, -step)]
+        ax.set_yticks([*ticks, 0.0, *(-t for t in reversed(ticks))])
+        finite = d[np.isfinite(d)]
+        peak = float(np.max(np.abs(finite))) if finite.size else 0.0
+        ax.set_title(f"{target} − sklearn per golden row ({kind}): max |difference| {peak:.3g}", fontsize=9)
+        ax.set_ylabel(f"exported − reference\n(symlog, linear under {lin:.0e})", fontsize=8)
+        ax.legend(loc="upper right", fontsize=7, ncol=2)
+    axes[-1][0].set_xlabel("golden row")
+    return fig
+
+
+def _save(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, metadata={"Software": None})

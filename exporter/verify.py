@@ -56,7 +56,7 @@ def verify_bundle(path: str | Path, *, extra: tuple[str, ...] = (), report_dir: 
         out = Path(report_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "parity.md", ("# Parity\n\n" + parity_markdown(rows, golden)).encode("utf-8"))
-        atomic_write(out / "parity.png", parity_plot(golden, got_by))
+        atomic_write(out / "parity.png", parity_plot(golden, got_by, classes=bundle.manifest.get("classes")))
     return rows
 
 

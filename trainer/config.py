@@ -84,8 +84,20 @@ class EvaluationConfig(_Strict):
     stratify: bool = True
     gates: dict[str, float] = Field(
         default_factory=dict,
-        description="metric -> bound: a minimum for scores (accuracy, r2, ...), a maximum for errors "
-                    "(mae, rmse, log_loss)")
+        description="metric -> bound: a minimum for scores (accuracy, roc_auc, r2, ...), a maximum for errors "
+                    "(mae, rmse, mape, log_loss, brier, abs_error_p90, ...); <metric>_gain_over_baseline (or "
+                    "_over_dummy, _over_linear) -> the least gain over the better baseline (or that one)")
+    gate_on: Literal["value", "interval"] = Field(
+        "value", description="what gates compare with their bound: the holdout value, or the worse end of its "
+                             "95 % bootstrap interval (the lower end for scores and gains, the upper for errors)")
+    bootstrap: int = Field(1000, ge=100, le=100_000, description="bootstrap resamples of the holdout (intervals)")
+    slices: list[str] = Field(
+        default_factory=list, description="feature columns to report the holdout by: categories by value, "
+                                          "numbers by quantile bins of the training rows")
+    slice_bins: int = Field(4, ge=2, le=20, description="quantile bins of a numeric slice column")
+    slice_min_rows: int = Field(30, ge=1, description="slices with fewer holdout rows are reported, not gated")
+    slice_gates: dict[str, float] = Field(
+        default_factory=dict, description="metric -> bound, held by every slice of at least slice_min_rows rows")
 
     compare: dict[str, float] = Field(
         default_factory=dict,
@@ -96,6 +108,19 @@ class EvaluationConfig(_Strict):
     @classmethod
     def _gates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
         return _check_gates(v)
+
+    @field_validator("slice_gates")
+    @classmethod
+    def _slice_gates_in_range(cls, v: dict[str, float]) -> dict[str, float]:
+        return _check_gates(v, gains=False)
+
+    @model_validator(mode="after")
+    def _slices_with_gates(self) -> EvaluationConfig:
+        if self.slice_gates and not self.slices:
+            raise ValueError("evaluation.slice_gates needs evaluation.slices: the columns to slice the holdout by")
+        if len(set(self.slices)) != len(self.slices):
+            raise ValueError(f"evaluation.slices names a column twice: {self.slices}")
+        return self
 
     @field_validator("compare")
     @classmethod
@@ -113,13 +138,16 @@ Target = Literal["onnx", "ort", "coreml"]
 ALL_TARGETS: list[Target] = ["onnx", "ort", "coreml"]
 
 
-def _check_gates(gates: dict[str, float]) -> dict[str, float]:
-    from .evaluate import METRIC_RANGES
+def _check_gates(gates: dict[str, float], *, gains: bool = True) -> dict[str, float]:
+    from .evaluate import METRIC_RANGES, gate_names
 
+    allowed = gate_names(gains=gains)
     for name, bound in gates.items():
-        if name not in METRIC_RANGES:
-            raise ValueError(f"unknown metric {name!r}; gates take {', '.join(METRIC_RANGES)}")
-        lo, hi = METRIC_RANGES[name]
+        if name not in allowed:
+            raise ValueError(f"unknown metric {name!r}; gates take {', '.join(METRIC_RANGES)}"
+                             + (", or <metric>_gain_over_baseline / _gain_over_dummy / _gain_over_linear"
+                                if gains else ""))
+        lo, hi = allowed[name]
         if not lo <= bound <= hi:
             raise ValueError(f"a gate on {name} must lie in [{lo}, {hi}], got {bound}")
     return gates

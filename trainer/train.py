@@ -16,15 +16,18 @@ from sklearn.pipeline import Pipeline
 
 from skedge.exporter._export import build
 from skedge.exporter.bundle import bundle_path, write_bundle
-from skedge.runtime._errors import DataError, ExportError, ParityError
+from skedge.runtime._errors import ConfigError, DataError, ExportError, ParityError
 from skedge.runtime._parity import ParityRow
 
+from .baselines import fit_baselines
 from .checks import check_split, check_target
 from .config import Config, load_config
 from .data import load_table, prepare, split
 from .estimators import REGISTRY, check_mlp_memory, make_estimator
-from .evaluate import check_gates, describe_gates, evaluate, plots
+from .evaluate import Evaluation, check_gates, check_slice_gates, describe_gates, evaluate, evaluate_all, plots
 from .features import build_preprocessor
+from .intervals import Bootstrap
+from .slices import Slice, slice_rows
 
 __all__ = ["train", "fit", "TrainResult"]
 
@@ -75,6 +78,7 @@ def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, di
                      max_levels=cfg.features.max_levels)
     task = _task(cfg, ds.y)
     check_target(ds.y, task, cfg.data.target, source)
+    _slice_kinds(cfg, ds)
     if task == "classification" and ds.y is not None and pd.api.types.is_float_dtype(ds.y):
         ds = dataclasses.replace(ds, y=ds.y.astype(np.int64))  # labels 0/1, not 0.0/1.0
     est = make_estimator(cfg.model.estimator, task, cfg.model.params, cfg.seed)
@@ -99,14 +103,41 @@ def fit(cfg: Config, step: Step = lambda _: nullcontext()) -> tuple[Pipeline, di
                                 f"few rows to learn from ({pipe.classes_.size} classes were). Remove its rows, "
                                 "or if the target is a quantity set model.task = \"regression\"")
         metrics = evaluate(task, pipe, X_te, y_te)
-        check_gates(task, metrics, cfg.evaluation.gates)
-        reports = plots(task, pipe, X_te, y_te)
+    with step("baselines, intervals and slices"):
+        evaluation = _evaluation(cfg, task, pipe, ds, (X_tr, y_tr, X_te, y_te))
+        check_gates(task, metrics, cfg.evaluation.gates, evaluation)
+        check_slice_gates(evaluation, dict(cfg.evaluation.slice_gates))
+        reports = plots(task, pipe, X_te, y_te, evaluation)
     info = {"task": task, "features": ds.features, "holdout": X_te, "train": X_tr, "reports": reports,
+            "evaluation": evaluation, "holdout_target": y_te,
             "data": {"path": cfg.data.path, "sha256": ds.sha256, "rows": ds.rows,
                      "rows_without_target": ds.dropped_rows, "train_rows": len(X_tr), "holdout_rows": len(X_te),
                      # what training chose not to learn from, so the manifest says it (only when there is any)
                      **({"left_out_columns": dict(ds.left_out)} if ds.left_out else {})}}
     return pipe, {"metrics": metrics, **info}
+
+
+def _evaluation(cfg: Config, task: str, pipe: Pipeline, ds: Any, split_: tuple[Any, Any, Any, Any]) -> Evaluation:
+    """Baselines fitted on the model's training rows, slices by the configured columns, all on one holdout."""
+    X_tr, y_tr, X_te, y_te = split_
+    ev = cfg.evaluation
+    kinds = _slice_kinds(cfg, ds)
+    slices: dict[str, list[Slice]] = {
+        c: slice_rows(c, kinds[c], X_te[c].reset_index(drop=True), X_tr[c], ev.slice_bins) for c in ev.slices}
+    baselines = fit_baselines(task, lambda: build_preprocessor(_schema_stub(ds), cfg.features, scale=True),
+                              X_tr, y_tr, cfg.seed) if y_tr is not None else {}
+    return evaluate_all(task, pipe, X_te, y_te, baselines=baselines, slices=slices,
+                        bootstrap=Bootstrap(resamples=ev.bootstrap, seed=cfg.seed),
+                        slice_min_rows=ev.slice_min_rows, gate_on=ev.gate_on, slice_gates=dict(ev.slice_gates))
+
+
+def _slice_kinds(cfg: Config, ds: Any) -> dict[str, str]:
+    kinds = {f.name: f.kind for f in ds.features}
+    unknown = [c for c in cfg.evaluation.slices if c not in kinds]
+    if unknown:  # asked before the fit, so a typo costs no training time
+        raise ConfigError(f"evaluation.slices: {unknown[0]!r} is not a feature column; features: "
+                          f"{', '.join(kinds)}")
+    return kinds
 
 
 def _schema_stub(ds: Any) -> Any:
@@ -138,7 +169,8 @@ def train(config: str | Path | Config, out: str | Path = "models", *, version: s
             # targets named in the config must all pass; by default an inexact optional one is left out
             targets=tuple(cfg.export.targets) if "targets" in cfg.export.model_fields_set else None,
             golden=cfg.export.golden, tolerance={"abs": cfg.export.tolerance, "rel": cfg.export.tolerance},
-            target=cfg.data.target, compare=dict(cfg.evaluation.compare),
+            reference=info["train"],  # profile.json's distributions come from the rows the model learnt from
+            target=cfg.data.target, compare=dict(cfg.evaluation.compare), evaluation=info["evaluation"].to_json(),
             provenance={"config_sha256": cfg.sha256, "data": info["data"], "git_commit": _git_commit(cfg.base_dir),
                         "estimator_params": {k: repr(v) for k, v in sorted(pipe.steps[-1][1].get_params().items())},
                         "per_class": metrics.get("per_class")},
