@@ -44,11 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench.md"
 START, END = "<!-- bench_runtime:start -->", "<!-- bench_runtime:end -->"
 
-# Issue #3's targets.
-ONE_ROW_VS_RAW = 1.3  # runtime p50 <= 1.3 x raw onnxruntime
+# Issue #3's targets, tightened by issue #17 (one row, batch against sklearn on all cores, fresh process).
+ONE_ROW_VS_RAW = 1.1  # runtime p50 <= 1.1 x raw onnxruntime
 ONE_ROW_VS_SKLEARN = 100.0  # ... and at least 100 x faster than sklearn
-BATCH_VS_SKLEARN = 1.0  # 100,000 rows: runtime time <= sklearn's
-START_VS_SKLEARN = 0.3  # fresh process: <= 0.3 x sklearn's
+BATCH_VS_SKLEARN = 1.0  # 100,000 rows: runtime time <= sklearn's with n_jobs = all cores
+START_VS_SKLEARN = 0.25  # fresh process: <= 0.25 x sklearn's
 SIZE_VS_SKLEARN = 0.5  # runtime-only install: <= 0.5 x the sklearn stack
 
 
@@ -221,6 +221,7 @@ def batch(case: Case, reps: int) -> None:
     got = model.predict(case.frame)
     agreement = float(np.mean(got.astype(str) == want.astype(str)))
     assert agreement == 1.0, f"{case.name}: runtime and sklearn disagree on {1 - agreement:.2%} of rows"
+    proba_diff = float(np.abs(model.predict_proba(case.frame) - sk_default.predict_proba(case.frame)).max())
     contenders: dict[str, Callable[[], Any]] = {
         "runtime": lambda: model.predict(case.frame),
         "runtime_rows": lambda: model.predict(rows),
@@ -235,7 +236,7 @@ def batch(case: Case, reps: int) -> None:
         for name, fn in contenders.items():
             times[name].append(_best(fn))
     quiet.__exit__(None, None, None)
-    case.results["batch"] = {"n": n, "reps": reps, **{k: min(v) for k, v in times.items()}}
+    case.results["batch"] = {"n": n, "reps": reps, "proba_diff": proba_diff, **{k: min(v) for k, v in times.items()}}
 
 
 def _timed_process(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -392,18 +393,18 @@ def table(cases: list[Case], size: dict[str, Any] | None) -> tuple[str, list[str
                         f"{o['runtime']['p99'] / o['raw']['p99']:.2f}x raw | | |")
         b = c.results.get("batch")
         if b:
-            # the target compares with the pipeline as trained (n_jobs=None); n_jobs=cpus is shown beside it
+            # the target (issue #17) compares with sklearn on all cores (n_jobs=cpus); as trained is beside it
             ratio = b["runtime"] / b["sklearn"]
             vs_parallel = b["runtime"] / b["sklearn_parallel"]
-            if ratio > BATCH_VS_SKLEARN:
-                misses.append(f"{c.name}: {b['n']:,} rows {ratio:.2f}x sklearn")
+            if vs_parallel > BATCH_VS_SKLEARN:
+                misses.append(f"{c.name}: {b['n']:,} rows {vs_parallel:.2f}x sklearn on all cores")
             cpus = os.cpu_count()
             rows.append(f"| {c.name} | {b['n']:,} rows (DataFrame in), best of {b['reps']} | {b['runtime']:.3f} s "
                         f"(1 thread: {b['runtime_1thread']:.3f} s; list of dicts: {b['runtime_rows']:.3f} s) | "
                         f"{b['raw_1thread']:.3f} s 1 thread, {b['raw_default']:.3f} s defaults (feeds ready) | "
                         f"{b['sklearn']:.3f} s as trained (n_jobs={cpus}: {b['sklearn_parallel']:.3f} s) | "
-                        f"{ratio:.2f}x sklearn ({vs_parallel:.2f}x its n_jobs={cpus}) | <= {BATCH_VS_SKLEARN:.1f}x | "
-                        f"{_ok(ratio <= BATCH_VS_SKLEARN)} |")
+                        f"{vs_parallel:.2f}x sklearn n_jobs={cpus} ({ratio:.2f}x as trained) | "
+                        f"<= {BATCH_VS_SKLEARN:.1f}x n_jobs={cpus} | {_ok(vs_parallel <= BATCH_VS_SKLEARN)} |")
         s = c.results.get("start")
         if s:
             rt = s.get("runtime_only_env", s["runtime"])
@@ -438,8 +439,9 @@ def causes(cases: list[Case]) -> str:
         lines.append(
             f"- {c.name}: per core, onnxruntime's tree kernel takes {b['raw_1thread'] / b['sklearn']:.2f}x "
             f"sklearn's time for {b['n']:,} rows (one thread each), and the runtime adds "
-            f"{b['runtime_1thread'] / b['raw_1thread'] - 1:+.0%} to it (DataFrame to feeds); the batch "
-            f"target is met by running chunks on both cores, so it holds when a second core is free. "
+            f"{b['runtime_1thread'] / b['raw_1thread'] - 1:+.0%} to it (DataFrame to feeds, chunks of "
+            f"8,192 rows); the batch runs its chunks on all cores. Probabilities of the {b['n']:,} rows differ "
+            f"from sklearn's by at most {b['proba_diff']:.1e} (0 = the same bits). "
             f"A fresh start spends {s['load']:.3f} s in load() for a {size:.1f} MB model.onnx (hashing it, "
             f"onnxruntime parsing it and building its tree tables: this grows with the model), the rest in "
             f"the interpreter, numpy and onnxruntime imports.")
