@@ -67,9 +67,14 @@ def reference_outputs(pipeline: Any, rows: list[dict[str, Any]], schema: Schema)
 
 def _reference_frame(pipeline: Any, frame: pd.DataFrame, schema: Schema) -> dict[str, Any]:
     if schema.task == "classification":
+        if "probabilities" not in schema.outputs:  # no predict_proba in sklearn (LinearSVC, hard voting)
+            return {"label": _labels(pipeline.predict(frame))}
         return {"label": _labels(pipeline.predict(frame)), "probabilities": pipeline.predict_proba(frame).tolist()}
     if schema.task == "regression":
-        return {"value": np.asarray(pipeline.predict(frame), dtype=np.float64).ravel().tolist()}
+        value = np.asarray(pipeline.predict(frame), dtype=np.float64)
+        # one value per row, or (multi-output) one row of values per row
+        return {"value": (value.reshape(len(frame), -1) if value.ndim == 2 and value.shape[1] > 1
+                          else value.ravel()).tolist()}
     return {"label": [int(v) for v in pipeline.predict(frame)],
             "score": np.asarray(pipeline.decision_function(frame), dtype=np.float64).ravel().tolist()}
 
@@ -451,7 +456,7 @@ def _packed(schema: Schema, bases: list[dict[str, Any]], names: np.ndarray, prob
 def _tie_rows(pipeline: Any, schema: Schema, sample_rows: list[dict[str, Any]], rng: np.random.Generator
               ) -> list[tuple[str, dict[str, Any]]]:
     """Rows whose top two probabilities are exactly equal, searched among random rows in the training ranges."""
-    if schema.task != "classification" or not sample_rows:
+    if schema.task != "classification" or "probabilities" not in schema.outputs or not sample_rows:
         return []
     cands = list(sample_rows)
     for _ in range(2000):

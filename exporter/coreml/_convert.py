@@ -59,6 +59,10 @@ def to_coreml(pipeline: Any, schema: Schema, *, name: str, version: str) -> byte
         final_name, final = steps[-1]
         why = REFUSED.get(type(final), f"{schema.task} models are not exported to Core ML")
         raise CoreMLUnsupported(f"{describe_step(final_name, final)} cannot be exported to Core ML: {why}")
+    if schema.task == "classification" and "probabilities" not in schema.outputs:
+        final_name, final = steps[-1]
+        raise CoreMLUnsupported(f"{describe_step(final_name, final)} answers labels only (sklearn gives it no "
+                                "predict_proba), and a Core ML classifier answers labels and probabilities")
     kinds = ("label", "probabilities") if schema.task == "classification" else ("value",)
     outputs = {k: schema.outputs[k] for k in kinds}
     b = Builder(reserved=[*schema.names, *outputs.values()])

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.decomposition import PCA, IncrementalPCA, TruncatedSVD
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
+    AdaBoostClassifier,
+    AdaBoostRegressor,
+    BaggingClassifier,
+    BaggingRegressor,
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -27,23 +34,58 @@ from sklearn.ensemble import (
     VotingRegressor,
 )
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.feature_selection import (
+    RFE,
+    RFECV,
+    GenericUnivariateSelect,
+    SelectFdr,
+    SelectFpr,
+    SelectFromModel,
+    SelectFwe,
+    SelectKBest,
+    SelectPercentile,
+    VarianceThreshold,
+)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import (
+    ARDRegression,
+    BayesianRidge,
+    ElasticNet,
+    ElasticNetCV,
+    HuberRegressor,
+    Lars,
+    Lasso,
+    LassoCV,
+    LassoLars,
+    LinearRegression,
+    LogisticRegression,
+    QuantileRegressor,
+    Ridge,
+    RidgeCV,
+    SGDClassifier,
+    SGDRegressor,
+    TheilSenRegressor,
+)
+from sklearn.naive_bayes import BernoulliNB, ComplementNB, GaussianNB, MultinomialNB
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import (
     Binarizer,
     FunctionTransformer,
+    KBinsDiscretizer,
     MinMaxScaler,
+    Normalizer,
     OneHotEncoder,
     PowerTransformer,
     QuantileTransformer,
     StandardScaler,
     TargetEncoder,
 )
+from sklearn.svm import SVC, SVR, LinearSVR, NuSVC, NuSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 
-from . import linear, preprocessing, trees
+from . import linear, preprocessing, svm, trees
 from ._context import Converter
 from .clipper import convert_outlier_clipper
 
@@ -68,6 +110,27 @@ COREML_CONVERTERS: dict[type | str, Converter] = {
     Ridge: linear.convert_linear_regressor,
     Lasso: linear.convert_linear_regressor,
     ElasticNet: linear.convert_linear_regressor,
+    # every other regressor whose predict is X @ coef_ + intercept_ (sklearn's LinearModel._decision_function)
+    **{cls: linear.convert_linear_regressor for cls in (
+        SGDRegressor, HuberRegressor, LinearSVR, BayesianRidge, ARDRegression, RidgeCV, LassoCV, ElasticNetCV,
+        Lars, LassoLars, QuantileRegressor, TheilSenRegressor)},
+    # linear classifiers whose probabilities are expit / softmax of their decision values, like LogisticRegression
+    LinearDiscriminantAnalysis: linear.convert_lda,
+    SGDClassifier: linear.convert_sgd_classifier,
+    # a joint log-likelihood linear in X, and its softmax
+    MultinomialNB: linear.convert_multinomial_nb,
+    # linear projections: one GLMRegressor (and PCA's whitening, a Scaler)
+    PCA: linear.convert_linear_projection,
+    IncrementalPCA: linear.convert_linear_projection,
+    TruncatedSVD: linear.convert_linear_projection,
+    # feature selection keeps columns by index; a union puts its parts side by side
+    **{cls: preprocessing.convert_selector for cls in (
+        SelectKBest, SelectPercentile, VarianceThreshold, GenericUnivariateSelect, SelectFpr, SelectFdr, SelectFwe,
+        SelectFromModel, RFE, RFECV)},
+    FeatureUnion: preprocessing.convert_feature_union,
+    # support vector regression: libsvm's kernels and decision value (svm.py)
+    SVR: svm.convert_svr,
+    NuSVR: svm.convert_svr,
     # trees
     DecisionTreeClassifier: trees.convert_tree_classifier,
     ExtraTreeClassifier: trees.convert_tree_classifier,
@@ -100,7 +163,27 @@ _FLOAT32_ONLY = ("not implemented for Core ML: its elementwise functions (log, e
                  "float32 neural-network layers, which cannot be proven equal to sklearn's float64 transform")
 _META = ("not implemented for Core ML: averaging or stacking several models' outputs needs neural-network "
          "layers in float32 between Core ML models; the ONNX bundle carries it exactly")
+_KNN = ("Core ML's KNearestNeighborsClassifier does not say which of several equally distant neighbours it keeps "
+        "nor which label wins a tie of votes, and it has no regressor: it cannot be proven equal to sklearn's")
+_SVC = ("Core ML's SupportVectorClassifier takes its label from libsvm's pairwise-coupled probabilities, while "
+        "sklearn's SVC.predict votes on the decision values, and the format does not state the coupling")
 REFUSED.update({
+    Normalizer: "Core ML's Normalizer takes max(x_i) as the max norm (sklearn: max |x_i|) and leaves a zero norm "
+                "undefined (sklearn keeps a zero row): it cannot be proven equal to sklearn's",
+    KNeighborsClassifier: _KNN,
+    KNeighborsRegressor: _KNN,
+    SVC: _SVC,
+    NuSVC: _SVC,
+    CalibratedClassifierCV: "calibration (a sigmoid or an isotonic step over another model's scores) has no Core ML "
+                            "model type that computes it in double",
+    GaussianNB: "its log-likelihood is quadratic in the inputs: no Core ML model type computes it in double",
+    BernoulliNB: "its inputs are binarized at a threshold first, which no Core ML model type does exactly",
+    ComplementNB: "not implemented for Core ML yet (ONNX only)",
+    KBinsDiscretizer: "binning at edges would be a tree per column: not implemented for Core ML yet (ONNX only)",
+    BaggingClassifier: _META,
+    BaggingRegressor: _META,
+    AdaBoostClassifier: _META,
+    AdaBoostRegressor: _META,
     CountVectorizer: "Core ML has no model type that tokenizes text by a regular expression",
     TfidfVectorizer: "Core ML has no model type that tokenizes text by a regular expression",
     Binarizer: "not implemented for Core ML yet (ONNX only)",

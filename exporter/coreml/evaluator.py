@@ -29,6 +29,14 @@ instead of guessing. The statements each message is evaluated by:
   ``ErrorOnUnknown`` raises. ``outputSparse`` is refused.
 * ``GLMRegressor``: one output per ``weights`` row, ``w . x + offset``; only
   ``NoTransform``.
+* ``ArrayFeatureExtractor``: "extracts the value at that index from its array
+  input", for each of ``extractIndex`` in order (one index: a Double).
+* ``SupportVectorRegressor``: the kernels as SVM.proto states them (linear
+  ``x^T x'``, RBF ``exp(-gamma ||x - x'||^2)``, polynomial
+  ``(gamma x^T x' + c)^degree``, sigmoid ``tanh(gamma x^T x' + c)``); the value
+  is libsvm's decision ``sum alpha_i K(x, sv_i) - rho`` (the format names rho
+  without a formula; coremltools' SVR converter writes ``rho = -intercept``).
+  Dense support vectors only.
 * ``GLMClassifier``: two classes, ``ReferenceClass`` ("first class is the
   reference class") with ``Logit``: ``p(class 1) = 1 / (1 + e^-(w . x + b))``,
   ``p(class 0) = 1 - p(class 1)``. More classes, ``OneVsRest`` and ``Probit``
@@ -188,6 +196,8 @@ class _Model:
             "treeEnsembleRegressor": self._tree_regressor,
             "treeEnsembleClassifier": self._tree_classifier,
             "neuralNetwork": self._neural_network,
+            "arrayFeatureExtractor": self._array_extractor,
+            "supportVectorRegressor": self._svr,
         }
         if kind not in builders:
             raise _refuse(where, f"model type {kind!r}")
@@ -339,6 +349,42 @@ class _Model:
                     raise SchemaError(f"row {row}, feature {src!r}: {x[row]!r} is not one of the model's "
                                       "categories (OneHotEncoder handleUnknown = ErrorOnUnknown)", row=row)
             env[dst] = out
+
+        return run
+
+    def _array_extractor(self, afe: Any) -> Step:
+        here = f"{self.where}.arrayFeatureExtractor"
+        _only(afe, {"extractIndex"}, here)
+        (src, it), (dst, ot) = self._one(self.inputs, "input"), self._one(self.outputs, "output")
+        idx = [int(i) for i in afe.extractIndex]
+        if it.kind != "array" or not idx or max(idx) >= it.width:
+            raise BundleError(f"Core ML spec, {here}: indexes {idx} do not fit the {it.width}-value input")
+        if not ((ot.kind == "double" and len(idx) == 1) or (ot.kind == "array" and ot.width == len(idx))):
+            raise BundleError(f"Core ML spec, {here}: output {dst!r} does not hold {len(idx)} values")
+
+        def run(env: Env) -> None:
+            x = _get(env, src, it, self.where)
+            env[dst] = x[:, idx[0]] if ot.kind == "double" else x[:, idx]
+
+        return run
+
+    def _svr(self, s: Any) -> Step:
+        here = f"{self.where}.supportVectorRegressor"
+        _only(s, {"kernel", "denseSupportVectors", "coefficients", "rho"}, here)
+        sv = np.array([list(v.values) for v in s.denseSupportVectors.vectors], dtype=np.float64)
+        alpha = np.asarray(list(s.coefficients.alpha), dtype=np.float64)
+        if sv.ndim != 2 or len(sv) == 0 or len(alpha) != len(sv):
+            raise BundleError(f"Core ML spec, {here}: {len(alpha)} coefficients for {len(sv)} support vectors")
+        kernel = _kernel(s.kernel, f"{here}.kernel")
+        src, it = self._linear_input(sv.shape[1])
+        dst, ot = self._one(self.outputs, "output")
+        if ot.kind != "double":
+            raise BundleError(f"Core ML spec, {here}: output {dst!r} is not a double")
+        rho = float(s.rho)
+
+        def run(env: Env) -> None:
+            x = _get(env, src, it, self.where).reshape(-1, sv.shape[1]).astype(np.float64)
+            env[dst] = kernel(x, sv) @ alpha - rho
 
         return run
 
@@ -531,6 +577,29 @@ class _Model:
                 env[name] = blobs[name]
 
         return run
+
+
+def _kernel(k: Any, where: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The kernels as SVM.proto writes them: ``x^T x'``; ``exp(-gamma ||x - x'||^2)``;
+    ``(gamma x^T x' + c)^degree``; ``tanh(gamma x^T x' + c)``. Rows of x against rows of the vectors."""
+    which = k.WhichOneof("kernel")
+    if which == "linearKernel":
+        return lambda x, v: x @ v.T
+    if which == "rbfKernel":
+        gamma = float(k.rbfKernel.gamma)
+
+        def rbf(x: np.ndarray, v: np.ndarray) -> np.ndarray:
+            d = x[:, None, :] - v[None, :, :]
+            return np.exp(-gamma * np.einsum("nvf,nvf->nv", d, d))
+
+        return rbf
+    if which == "polyKernel":
+        p = k.polyKernel
+        return lambda x, v: (float(p.gamma) * (x @ v.T) + float(p.c)) ** int(p.degree)
+    if which == "sigmoidKernel":
+        s = k.sigmoidKernel
+        return lambda x, v: np.tanh(float(s.gamma) * (x @ v.T) + float(s.c))
+    raise _refuse(where, f"kernel {which!r}")
 
 
 def _softmax(s: np.ndarray) -> np.ndarray:

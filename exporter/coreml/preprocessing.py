@@ -36,6 +36,8 @@ __all__ = [
     "convert_minmax_scaler",
     "convert_one_hot",
     "convert_function_transformer",
+    "convert_selector",
+    "convert_feature_union",
 ]
 
 
@@ -216,3 +218,36 @@ def convert_one_hot(b: Builder, enc: Any, x: Any, ctx: Context) -> list[Var]:
         m.oneHotEncoder.handleUnknown = handle.ErrorOnUnknown if enc.handle_unknown == "error" else handle.IgnoreUnknown
         out.append(o)
     return out
+
+
+def convert_selector(b: Builder, step: Any, x: Any, ctx: Context) -> Any:
+    """A feature selector (SelectKBest, VarianceThreshold, SelectFromModel, RFE, ...): the columns
+    ``get_support`` keeps, in order. Separate columns are picked as they are; from one array, an
+    ``ArrayFeatureExtractor`` takes them by index ("extracts the value at that index")."""
+    keep = [int(i) for i in step.get_support(indices=True)]
+    if not keep:
+        raise CoreMLUnsupported("the selector keeps no column")
+    if isinstance(x, Var) and x.kind == ARRAY and x.width > 1:
+        out = b.var("selected", ARRAY if len(keep) > 1 else DOUBLE, len(keep), x.nan)
+        m = b.model([x], [out], "select")
+        m.arrayFeatureExtractor.extractIndex.extend(keep)
+        return out
+    cols = [x] if isinstance(x, Var) else list(x)
+    if max(keep) >= len(cols):
+        raise ValueError(f"the selector keeps column {max(keep)} of {len(cols)}")
+    return [cols[i] for i in keep]
+
+
+def convert_feature_union(b: Builder, union: Any, x: Any, ctx: Context) -> Var:
+    """FeatureUnion: each part on the same input, their outputs side by side (weights would scale them)."""
+    from ._convert import convert_step
+
+    if union.transformer_weights:
+        raise CoreMLUnsupported("FeatureUnion with transformer_weights is not supported")
+    parts: list[Var] = []
+    for name, trans in union.transformer_list:
+        if isinstance(trans, str) and trans == "drop":
+            continue
+        res = x if isinstance(trans, str) and trans == "passthrough" else convert_step(b, name, trans, x, ctx)
+        parts.extend([res] if isinstance(res, Var) else res)
+    return b.vectorize(parts, "union_out")

@@ -28,3 +28,6 @@ class Context:
     fills: dict[str, set[str]] = field(default_factory=dict)
     # column index (in the current matrix) -> input feature name, kept while it is known
     origin: list[str | None] | None = None
+    # inside a meta-estimator the parts' outputs are added and compared with each other, so a tree part must
+    # answer sklearn's exact bits (the leaf-number layout), not onnxruntime's float32 sums (trees.py)
+    exact_trees: bool = False

@@ -83,6 +83,9 @@ def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarr
         g.op("Gather", [cname, out["label_index"].name], out_names=[OUTPUT_NAMES["label"]], axis=0)
         outputs.append(helper.make_tensor_value_info(OUTPUT_NAMES["label"], ctype, [None]))
         out = {k: v for k, v in out.items() if k != "label_index"}
+    # a classifier sklearn gives no predict_proba (LinearSVC, hard voting): its bundle answers labels only,
+    # whatever scores the converter computed on the way
+    out = {k: v for k, v in out.items() if k in schema.outputs}
     for kind, var in out.items():
         oname = OUTPUT_NAMES[kind]
         g.op("Identity", [var.name], out_names=[oname])

@@ -10,6 +10,8 @@ from typing import Any
 
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
+    BaggingClassifier,
+    BaggingRegressor,
     ExtraTreesClassifier,
     ExtraTreesRegressor,
     GradientBoostingClassifier,
@@ -46,10 +48,11 @@ from sklearn.preprocessing import (
     StandardScaler,
     TargetEncoder,
 )
+from sklearn.svm import SVR, NuSVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor, ExtraTreeClassifier, ExtraTreeRegressor
 
 from .._steps import public_name
-from . import field, folding, hgb_categorical, knn_distance, linear, meta, preprocessing, text, transforms, trees
+from . import field, folding, hgb_categorical, knn_distance, linear, meta, preprocessing, svm, text, transforms, trees
 from ._context import Converter
 from .clipper import convert_outlier_clipper
 from .lgbm import convert_lgbm_classifier, convert_lgbm_regressor
@@ -94,6 +97,9 @@ ONNX_CONVERTERS: dict[type | str, Converter] = {
     StackingClassifier: meta.convert_stacking_classifier,
     StackingRegressor: meta.convert_stacking_regressor,
     MultiOutputRegressor: meta.convert_multioutput_regressor,
+    # skl2onnx's compares its trees in float32 against float32 thresholds (0.4 off on threshold rows)
+    BaggingClassifier: meta.convert_bagging_classifier,
+    BaggingRegressor: meta.convert_bagging_regressor,
     # the word analyzer, token for token (text.py)
     CountVectorizer: text.convert_count_vectorizer,
     TfidfVectorizer: text.convert_tfidf_vectorizer,
@@ -111,6 +117,9 @@ ONNX_CONVERTERS: dict[type | str, Converter] = {
     # uniform weights go on to neighbors.py; weights="distance" is knn_distance.py's
     KNeighborsClassifier: knn_distance.convert_knn_classifier,
     KNeighborsRegressor: knn_distance.convert_knn_regressor,
+    # support vector regression in double (onnxruntime's SVMRegressor is float32 only: 4.5e-4 off; svm.py)
+    SVR: svm.convert_svr,
+    NuSVR: svm.convert_svr,
     # trees
     DecisionTreeClassifier: trees.convert_tree_classifier,
     ExtraTreeClassifier: trees.convert_tree_classifier,
@@ -167,8 +176,6 @@ FIELD: dict[str, str] = {
     "sklearn.discriminant_analysis.QuadraticDiscriminantAnalysis": "skl2onnx",
     "sklearn.ensemble.AdaBoostClassifier": "skl2onnx",
     "sklearn.ensemble.AdaBoostRegressor": "skl2onnx",
-    "sklearn.ensemble.BaggingClassifier": "skl2onnx",
-    "sklearn.ensemble.BaggingRegressor": "skl2onnx",
     "sklearn.ensemble.RandomTreesEmbedding": "skl2onnx",
     "sklearn.ensemble.StackingClassifier": "skl2onnx",
     "sklearn.ensemble.StackingRegressor": "skl2onnx",
@@ -254,10 +261,8 @@ FIELD: dict[str, str] = {
     "sklearn.svm.LinearSVC": "skl2onnx",
     "sklearn.svm.LinearSVR": "skl2onnx",
     "sklearn.svm.NuSVC": "skl2onnx",
-    "sklearn.svm.NuSVR": "skl2onnx",
     "sklearn.svm.OneClassSVM": "skl2onnx",
     "sklearn.svm.SVC": "skl2onnx",
-    "sklearn.svm.SVR": "skl2onnx",
     # XGBoost (the xgboost extra), through onnxmltools in float32, as XGBoost itself compares; LightGBM has
     # skedge's own converter (lgbm.py)
     "xgboost.XGBClassifier": "onnxmltools",

@@ -49,7 +49,11 @@ def field_version(tool: str) -> str | None:
 
 def _task(step: Any) -> str:
     from sklearn.base import is_classifier, is_outlier_detector, is_regressor
+    from sklearn.feature_selection import SelectorMixin
 
+    # RFE(Ridge()) takes its estimator's type (a regressor), yet in a pipeline it only selects columns
+    if isinstance(step, SelectorMixin):
+        return "transform"
     if is_classifier(step):
         return "classification"
     if is_regressor(step):
@@ -251,6 +255,12 @@ def _outputs(g: Graph, step: Any, task: str, got: dict[str, str], info: dict[str
             raise ValueError(f"the converted transformer has {len(by_name)} outputs, skedge expects one")
         name, elem, width = next(iter(by_name.values()))
         return _double(g, name, elem, width, hint)
+    if task == "classification" and not hasattr(step, "predict_proba"):
+        # its second output is a score, not sklearn's predict_proba (there is none): the label alone is kept
+        if "label" not in by_name:
+            raise ValueError(f"the converted classifier's outputs are {sorted(by_name)}, with no label")
+        lname, lelem, _ = by_name["label"]
+        return {"label_index": _label_index(g, lname, lelem, np.asarray(step.classes_), hint)}
     if task == "classification":
         if "label" not in by_name or "probabilities" not in by_name:
             raise ValueError(f"the converted classifier's outputs are {sorted(by_name)}, not label and probabilities")
@@ -278,9 +288,6 @@ def _outputs(g: Graph, step: Any, task: str, got: dict[str, str], info: dict[str
 def _convert(tool: str, g: Graph, step: Any, x: Var | list[Var], ctx: Context) -> Var | dict[str, Var]:
     m = g.matrix(x, "field_in")
     task = _task(step)
-    if task == "classification" and not hasattr(step, "predict_proba"):
-        raise ValueError("it has no predict_proba, and a skedge classifier answers with labels and probabilities; "
-                         "wrap it in sklearn.calibration.CalibratedClassifierCV to give it probabilities")
     sub, elem, info = _sub_model(tool, step, m, task)
     hint = type(step).__name__.lower()
     fed = g.cast(m, elem, f"{hint}_in") if elem != m.dtype else m

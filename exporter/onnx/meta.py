@@ -1,4 +1,4 @@
-"""Converters for meta-estimators: TransformedTargetRegressor, Voting, Stacking, multi-output regressors.
+"""Converters for meta-estimators: TransformedTargetRegressor, Voting, Stacking, Bagging, multi-output regressors.
 
 A meta-estimator's parts go through the same table (``convert_step``), so every inner step is exported by
 its own converter (skedge's or the field's) and the meta-estimator adds only sklearn's own arithmetic
@@ -22,6 +22,8 @@ __all__ = [
     "convert_stacking_classifier",
     "convert_stacking_regressor",
     "convert_multioutput_regressor",
+    "convert_bagging_classifier",
+    "convert_bagging_regressor",
     "TAKES_STRINGS",
 ]
 
@@ -44,10 +46,11 @@ def _inner(g: Graph, name: str, est: Any, x: Var | list[Var], ctx: Context) -> A
         raise ValueError(f"its part {name!r} ({type(est).__name__}) receives string columns: encode categories "
                          "(OneHotEncoder in a ColumnTransformer) in front of it")
     origin = list(ctx.origin) if ctx.origin is not None else None
+    exact, ctx.exact_trees = ctx.exact_trees, True  # the parts' outputs are added up: exact tree sums
     try:
         return convert_step(g, name, est, x, ctx)
     finally:
-        ctx.origin = origin
+        ctx.origin, ctx.exact_trees = origin, exact
 
 
 def _value(out: Any, name: str) -> Var:
@@ -157,14 +160,37 @@ def _probabilities(out: Any, name: str, n_classes: int) -> Var:
 def convert_voting_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
     n_classes = len(est.classes_)
     if est.voting != "soft":
-        # hard voting has no predict_proba in sklearn, and skedge's classifiers answer probabilities
-        raise ValueError("VotingClassifier(voting='hard') has no predict_proba, which skedge's classification "
-                         "bundles answer; use voting='soft'")
+        return _hard_vote(g, est, x, ctx, n_classes)
     # the parts are fitted on le_.transform(y): their class order is est.classes_'s
     parts = [_probabilities(_inner(g, n, e, x, ctx), n, n_classes) for n, e in _named(est)]
     proba = _average(g, parts, _weights(est, len(parts)), "probabilities")
     # sklearn: argmax(predict_proba) (flatten_transform changes transform only)
     return {"probabilities": Var(proba, DOUBLE, n_classes), "label_index": _first_max(g, proba, "vote_label")}
+
+
+def _hard_vote(g: Graph, est: Any, x: Var | list[Var], ctx: Context, n_classes: int) -> dict[str, Var]:
+    """sklearn: ``argmax(bincount(part labels, weights))`` per row, the first maximum on a tie.
+
+    The tally is each part's one-hot label times its weight, added in the parts' order as bincount adds them
+    (a class a part did not vote for gets + 0.0, which changes nothing), so ties fall exactly where sklearn's do.
+    There is no predict_proba: the bundle answers labels only.
+    """
+    weights = _weights(est, len(est.estimators_))
+    k = g.const(np.arange(n_classes, dtype=np.int64)[None, :], "vote_k")
+    axis = g.const(np.array([1], dtype=np.int64), "vote_axis")
+    total: str | None = None
+    for i, (name, e) in enumerate(_named(est)):
+        out = _inner(g, name, e, x, ctx)
+        if not isinstance(out, dict) or "label_index" not in out:
+            raise ValueError(f"its part {name!r} is not a classifier skedge converts")
+        # the parts are fitted on le_.transform(y): a part's label index is the class index of the vote
+        hit = g.op1("Equal", [g.op1("Unsqueeze", [out["label_index"].name, axis], "vote_lab"), k], "vote_hit")
+        term = g.op1("Cast", [hit], "vote_one", to=DOUBLE)
+        if weights is not None:
+            term = g.op1("Mul", [term, g.const(np.float64(weights[i]), "vote_w")], "vote_term")
+        total = term if total is None else g.op1("Add", [total, term], "vote_tally")
+    assert total is not None
+    return {"label_index": _first_max(g, total, "vote_label")}
 
 
 def _stack_features(g: Graph, est: Any, x: Var | list[Var], ctx: Context, classifier: bool) -> Var:
@@ -207,12 +233,65 @@ def convert_stacking_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Cont
 
 
 def convert_multioutput_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
-    if len(est.estimators_) != 1:
-        # the graph would be one Concat of the parts' values, but a bundle answers one value per row today
-        # (golden rows, parity, schema outputs): refused rather than checked against a flattened reference
-        raise ValueError(f"it predicts {len(est.estimators_)} outputs, and a skedge regression bundle answers one "
-                         "value per row; export one model per output")
-    return {"value": _value(_inner(g, "output_0", est.estimators_[0], x, ctx), "output_0")}
+    # sklearn: np.asarray([part.predict(X) for part in estimators_]).T, one column per output
+    values = [_value(_inner(g, f"output_{i}", e, x, ctx), f"output_{i}") for i, e in enumerate(est.estimators_)]
+    if any(v.width != 1 for v in values):
+        raise ValueError("one of its parts predicts several outputs itself")
+    return {"value": g.matrix(values, "multi_value")}
+
+
+def _bagged_parts(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> list[tuple[Any, Any]]:
+    """Each fitted part on its own columns, ``X[:, estimators_features_[i]]``, converted by the table.
+
+    Bagging validates X with ``dtype=None`` and hands the parts float64 columns; a tree part then casts them to
+    float32 itself, as its own converter does. skl2onnx's Bagging compares its trees in float32 against float32
+    thresholds, which the sweep measured 0.4 off on threshold rows: this is why Bagging is skedge's own.
+    """
+    if any(v.dtype == STRING for v in (x if isinstance(x, list) else [x])):
+        raise ValueError("it receives string columns: encode categories (OneHotEncoder in a ColumnTransformer) in "
+                         "front of it")
+    m = g.matrix(x, "bag_x")
+    origin = list(ctx.origin) if ctx.origin is not None else None
+    parts = []
+    try:
+        for i, (e, features) in enumerate(zip(est.estimators_, est.estimators_features_, strict=True)):
+            cols = [int(c) for c in features]
+            ctx.origin = [origin[c] for c in cols] if origin is not None and len(origin) == m.width else None
+            parts.append((e, _inner(g, f"estimator_{i}", e, g.select(m, cols, f"bag_cols{i}"), ctx)))
+    finally:
+        ctx.origin = origin
+    return parts
+
+
+def convert_bagging_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    # sklearn: sum(part.predict(X[:, features]) for each part) / n_estimators (a sum per job, then of the jobs:
+    # the same numbers summed in another grouping differ by an ulp or two, far inside the bound)
+    values = [_value(out, f"estimator_{i}") for i, (_, out) in enumerate(_bagged_parts(g, est, x, ctx))]
+    return {"value": Var(_average(g, values, None, "bag_value"), DOUBLE, 1)}
+
+
+def convert_bagging_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> dict[str, Var]:
+    n_classes = len(est.classes_)
+    shares: list[Var] = []
+    for i, (e, out) in enumerate(_bagged_parts(g, est, x, ctx)):
+        own = np.asarray(e.classes_, dtype=np.int64)  # the part was fitted on classes_'s indices, maybe fewer
+        if hasattr(e, "predict_proba"):
+            p = _probabilities(out, f"estimator_{i}", len(own))
+        else:  # sklearn falls back on votes: proba[i, predictions[i]] += 1
+            if not isinstance(out, dict) or "label_index" not in out:
+                raise ValueError(f"its part 'estimator_{i}' ({type(e).__name__}) gives neither probabilities nor "
+                                 "labels skedge converts")
+            hit = g.op1("Equal", [g.op1("Unsqueeze", [out["label_index"].name, g.const(np.array([1]), "ax")],
+                                        "bag_lab"), g.const(np.arange(len(own), dtype=np.int64)[None, :], "bag_k")],
+                        "bag_hit")
+            p = Var(g.op1("Cast", [hit], "bag_vote", to=DOUBLE), DOUBLE, len(own))
+        if len(own) != n_classes:  # proba[:, part.classes_] += ...: a 0/1 matrix places the columns, exactly
+            place = np.zeros((len(own), n_classes))
+            place[np.arange(len(own)), own] = 1.0
+            p = Var(g.op1("MatMul", [p.name, g.const(place, "bag_place")], "bag_proba"), DOUBLE, n_classes)
+        shares.append(p)
+    proba = _average(g, shares, None, "probabilities")
+    return {"probabilities": Var(proba, DOUBLE, n_classes), "label_index": _first_max(g, proba, "bag_label")}
 
 
 # converters whose parts may take the raw input, strings included (to_onnx lets string columns reach them)

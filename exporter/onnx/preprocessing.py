@@ -224,7 +224,7 @@ def convert_one_hot(g: Graph, enc: Any, x: Var | list[Var], ctx: Context) -> Var
             continue
         eq = _match(g, c, [cats[k] for k in keep], "ohe")
         parts.append(Var(g.op1("Cast", [eq], "ohe", to=DOUBLE), DOUBLE, len(keep)))
-        origin.extend([None] * len(keep))
+        origin.extend([field] * len(keep))  # every indicator column is its field's (explanations group by it)
     ctx.origin = origin
     return g.matrix(parts, "ohe_out")
 

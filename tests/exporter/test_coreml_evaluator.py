@@ -243,6 +243,45 @@ def test_coremltools_linear_regression() -> None:
     np.testing.assert_allclose(out[meta["outputs"]["value"]], meta["value"], rtol=1e-12, atol=1e-12)
 
 
+def test_array_feature_extractor_by_hand() -> None:
+    m = model([("x", "array", 4)], [("y", "array", 2)])
+    m.arrayFeatureExtractor.extractIndex.extend([3, 1])
+    assert run(m, x=[[1.0, 2.0, 3.0, 4.0], [5.0, np.nan, 7.0, 8.0]])["y"].tolist()[0] == [4.0, 2.0]
+    one = model([("x", "array", 4)], [("y", "double", 1)])
+    one.arrayFeatureExtractor.extractIndex.append(2)
+    assert run(one, x=[[1.0, 2.0, 3.0, 4.0]])["y"].tolist() == [3.0]
+    one.arrayFeatureExtractor.extractIndex[0] = 4
+    with pytest.raises(BundleError, match="do not fit the 4-value input"):
+        SpecEvaluator(one.SerializeToString())
+
+
+@pytest.mark.parametrize("kernel", ["linear", "rbf", "poly", "sigmoid"])
+def test_support_vector_regressor_by_hand(kernel: str) -> None:
+    """Two support vectors, values worked out from the kernel formulas of SVM.proto."""
+    m = model([("x", "array", 2)], [("y", "double", 1)])
+    s = m.supportVectorRegressor
+    s.denseSupportVectors.vectors.add().values.extend([1.0, 0.0])
+    s.denseSupportVectors.vectors.add().values.extend([0.0, 2.0])
+    s.coefficients.alpha.extend([0.5, -2.0])
+    s.rho = 0.25
+    x = [3.0, 1.0]
+    dots = [3.0, 2.0]  # x . sv_1, x . sv_2
+    if kernel == "linear":
+        s.kernel.linearKernel.SetInParent()
+        k = dots
+    elif kernel == "rbf":
+        s.kernel.rbfKernel.gamma = 0.5
+        k = [math.exp(-0.5 * 5.0), math.exp(-0.5 * 10.0)]  # ||x - sv||^2 = 4 + 1, 9 + 1
+    elif kernel == "poly":
+        s.kernel.polyKernel.gamma, s.kernel.polyKernel.c, s.kernel.polyKernel.degree = 0.5, 1.0, 3
+        k = [(0.5 * d + 1.0) ** 3 for d in dots]
+    else:
+        s.kernel.sigmoidKernel.gamma, s.kernel.sigmoidKernel.c = 0.5, -1.0
+        k = [math.tanh(0.5 * d - 1.0) for d in dots]
+    want = 0.5 * k[0] - 2.0 * k[1] - 0.25
+    assert run(m, x=[x])["y"].tolist() == pytest.approx([want], rel=1e-15)
+
+
 # -- what the evaluator refuses ------------------------------------------------------------
 def test_refuses_a_message_it_does_not_implement() -> None:
     m = model([("x", "array", 2)], [("y", "array", 2)])
@@ -254,8 +293,8 @@ def test_refuses_a_message_it_does_not_implement() -> None:
 def test_refuses_the_message_inside_a_pipeline() -> None:
     top = pipeline_by_hand()
     top.pipeline.models[3].ClearField("scaler")
-    top.pipeline.models[3].supportVectorRegressor.SetInParent()
-    with pytest.raises(BundleError, match=r"models\[3\]: model type 'supportVectorRegressor'"):
+    top.pipeline.models[3].kNearestNeighborsClassifier.SetInParent()
+    with pytest.raises(BundleError, match=r"models\[3\]: model type 'kNearestNeighborsClassifier'"):
         SpecEvaluator(top.SerializeToString())
 
 

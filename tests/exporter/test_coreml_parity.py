@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
+from sklearn.decomposition import PCA, TruncatedSVD
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 from sklearn.ensemble import (
     ExtraTreesClassifier,
     ExtraTreesRegressor,
@@ -26,10 +28,12 @@ from sklearn.ensemble import (
     RandomForestClassifier,
     RandomForestRegressor,
 )
+from sklearn.feature_selection import SelectKBest, f_classif
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.linear_model import HuberRegressor, Lasso, LinearRegression, LogisticRegression, Ridge, SGDRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.svm import SVR
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from skedge.exporter import build
@@ -46,6 +50,12 @@ CLASSIFIERS: dict[str, tuple[Any, bool]] = {
     "extra_trees": (lambda: ExtraTreesClassifier(n_estimators=10, random_state=0), False),
     "gradient_boosting": (lambda: GradientBoostingClassifier(n_estimators=20, random_state=0), False),
     "hist_gradient_boosting": (lambda: HistGradientBoostingClassifier(max_iter=20, random_state=0), False),
+    # issue 12 point 4: more of the families the Core ML format can express exactly
+    "lda": (LinearDiscriminantAnalysis, True),
+    "pca_whiten_logistic": (lambda: Pipeline([("pca", PCA(3, whiten=True)),
+                                              ("lr", LogisticRegression(max_iter=1000))]), True),
+    "selectkbest_logistic": (lambda: Pipeline([("k", SelectKBest(f_classif, k=3)),
+                                               ("lr", LogisticRegression(max_iter=1000))]), True),
 }
 REGRESSORS: dict[str, tuple[Any, bool]] = {
     "linear_regression": (LinearRegression, True),
@@ -56,6 +66,11 @@ REGRESSORS: dict[str, tuple[Any, bool]] = {
     "extra_trees": (lambda: ExtraTreesRegressor(n_estimators=10, random_state=0), False),
     "gradient_boosting": (lambda: GradientBoostingRegressor(n_estimators=20, random_state=0), False),
     "hist_gradient_boosting": (lambda: HistGradientBoostingRegressor(max_iter=20, random_state=0), False),
+    "svr_rbf": (lambda: SVR(C=100.0), True),
+    "svr_poly": (lambda: SVR(kernel="poly", degree=2, C=10.0), True),
+    "sgd": (lambda: SGDRegressor(max_iter=5000, tol=None, random_state=0), True),
+    "huber": (lambda: HuberRegressor(max_iter=500), True),
+    "truncated_svd_ridge": (lambda: Pipeline([("svd", TruncatedSVD(2, random_state=0)), ("ridge", Ridge())]), True),
 }
 CASES = [(t, e, d) for t, table in (("classification", CLASSIFIERS), ("regression", REGRESSORS))
          for e in table for d in ("numeric", "mixed")]

@@ -75,6 +75,18 @@ def test_bad_names_and_versions(fitted: tuple, tmp_path: Path) -> None:
         export(pipe, X, tmp_path, name="../evil", version="1.0.0")
 
 
+@pytest.mark.parametrize(("name", "version", "what"), [("ok", "1.0.0\n", "not a semantic version"),
+                                                       ("ok\n", "1.0.0", "model name"),
+                                                       ("a" * 300, "1.0.0", "up to 100")])
+def test_a_final_newline_or_a_huge_name_is_refused(fitted: tuple, tmp_path: Path, name: str, version: str,
+                                                   what: str) -> None:
+    # '$' matched before a final newline: version "1.0.0\n" wrote the folder "1.0.0\n"; 300 letters were an OSError
+    pipe, X = fitted
+    with pytest.raises(ExportError, match=what):
+        export(pipe, X, tmp_path, name=name, version=version)
+    assert list(tmp_path.iterdir()) == []
+
+
 PREDICTOR = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 

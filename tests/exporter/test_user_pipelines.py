@@ -93,3 +93,44 @@ def test_columns_selected_by_a_slice_of_names(plans: tuple) -> None:
                          LogisticRegression()).fit(X.drop(columns="plan"), y)
     (row,) = build(pipe, X.drop(columns="plan"), name="slice", targets=("onnx",)).parity
     assert row.passed
+
+
+@pytest.mark.parametrize("final", ["logistic", "ridge"])
+def test_a_selector_whose_estimator_is_a_regressor_is_a_transform(final: str, tmp_path: Path) -> None:
+    # RFE(Ridge()) takes Ridge's estimator type: the field converter took it for the model and its {"value"}
+    # output reached the next step, refused as "step 'm' (...) cannot be exported: 0"
+    from sklearn.feature_selection import RFE
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame({f"f{i}": rng.normal(size=200) * (i + 1) for i in range(5)})
+    y = X["f1"] - 0.5 * X["f3"] + rng.normal(size=200) * 0.1
+    head = LogisticRegression() if final == "logistic" else Ridge()
+    pipe = make_pipeline(RFE(Ridge(), n_features_to_select=2), head).fit(X, (y > 0) if final == "logistic" else y)
+    model = load(export(pipe, X, tmp_path, name="rfe", targets=["onnx"]))
+    test = pd.DataFrame({f"f{i}": rng.normal(size=100) * 3 for i in range(5)})
+    if final == "logistic":
+        np.testing.assert_array_equal(model.predict(test), pipe.predict(test))
+        np.testing.assert_allclose(model.predict_proba(test), pipe.predict_proba(test), rtol=0, atol=1e-12)
+    else:
+        np.testing.assert_allclose(model.predict(test), pipe.predict(test), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["forest", "multioutput", "uneven"])
+def test_a_multi_output_classifier_is_refused_in_words(kind: str, tmp_path: Path) -> None:
+    # a 2-D y used to end in numpy's "can only convert an array of size 1 to a Python scalar" (or "inhomogeneous
+    # shape" when the outputs have different class counts), not an ExportError
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.multioutput import MultiOutputClassifier
+
+    rng = np.random.default_rng(4)
+    X = pd.DataFrame({"x": rng.normal(size=120), "z": rng.normal(size=120)})
+    y = np.c_[X["x"] > 0, X["z"] > 0].astype(int)
+    if kind == "uneven":
+        y = np.c_[y, np.digitize(X["z"], [-0.5, 0.5])]  # a third output with three classes
+    est = MultiOutputClassifier(LogisticRegression()) if kind == "multioutput" else RandomForestClassifier(
+        5, random_state=0)
+    pipe = make_pipeline(est).fit(X, y)
+    with pytest.raises(ExportError, match="multi-output classifiers are not exported"):
+        export(pipe, X, tmp_path, name="multi", targets=["onnx"])
+    assert list(tmp_path.iterdir()) == []
