@@ -1,10 +1,11 @@
 """Pipelines the field's converters carry (issue 12): export time, one row and 100,000 rows.
 
-For a TF-IDF text pipeline and a 300-round XGBoost model in a Pipeline (through onnxmltools): the time
+For a 500-tree forest (skedge's own tree converter and its full threshold sweep), a TF-IDF text pipeline and a
+300-round XGBoost model in a Pipeline (through onnxmltools): the time
 ``skedge.exporter.build`` takes (conversion, sweep, parity check), then one-row latency (p50) of skedge's
 ``Model.predict(dict)``, raw ``InferenceSession.run`` on prepared feeds and sklearn's ``predict`` on a one-row
 DataFrame, and 100,000 rows through each. Answers are checked before they are timed. A pipeline skedge refuses
-is reported with its reason (a refusal is a result: TF-IDF stays refused until skedge has its own converter).
+is reported with its reason (a refusal is a result).
 
     python bench/bench_coverage.py            # full run, writes its section of docs/bench.md
     python bench/bench_coverage.py --quick    # 10,000 rows, fewer repeats, nothing written
@@ -38,7 +39,7 @@ def _text(n: int) -> tuple[pd.DataFrame, pd.Series]:
     return pd.concat([X] * reps, ignore_index=True).head(n), pd.concat([y] * reps, ignore_index=True).head(n)
 
 
-def _cases() -> list[tuple[str, Callable[[], tuple[Any, pd.DataFrame, pd.Series]]]]:
+def _cases(trees: int) -> list[tuple[str, Callable[[], tuple[Any, pd.DataFrame, pd.Series]]]]:
     from sklearn.compose import ColumnTransformer
     from sklearn.datasets import load_breast_cancer
     from sklearn.feature_extraction.text import TfidfVectorizer
@@ -60,7 +61,15 @@ def _cases() -> list[tuple[str, Callable[[], tuple[Any, pd.DataFrame, pd.Series]
                                                              random_state=0))
         return pipe.fit(X, y), X, y
 
-    return [("TF-IDF + LogisticRegression", tfidf), ("StandardScaler + XGBClassifier (300 rounds)", xgb)]
+    def forest() -> tuple[Any, pd.DataFrame, pd.Series]:
+        from sklearn.ensemble import RandomForestClassifier
+
+        X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+        X.columns = [c.replace(" ", "_") for c in X.columns]
+        return RandomForestClassifier(n_estimators=trees, max_depth=10, n_jobs=1, random_state=0).fit(X, y), X, y
+
+    return [(f"RandomForestClassifier ({trees} trees)", forest), ("TF-IDF + LogisticRegression", tfidf),
+            ("StandardScaler + XGBClassifier (300 rounds)", xgb)]
 
 
 def _p50(fn: Callable[[], Any], repeats: int) -> float:
@@ -129,7 +138,7 @@ def main(argv: list[str]) -> int:
     rows, repeats = (10_000, 30) if args.quick else (100_000, 300)
     lines = ["| pipeline | export (build, onnx) | skedge 1 row p50 | raw onnxruntime 1 row | sklearn 1 row "
              f"| skedge {rows:,} rows | raw onnxruntime | sklearn |", "|---|---|---|---|---|---|---|---|"]
-    for name, make in _cases():
+    for name, make in _cases(50 if args.quick else 500):
         lines.append(run_case(name, make, rows, repeats))
         print(lines[-1], flush=True)
     if args.quick:

@@ -19,6 +19,9 @@ COMMANDS = {
     "export": "skedge.cli._export",
     "verify": "skedge.cli._verify",
     "predict": "skedge.cli._predict",
+    "monitor": "skedge.cli._monitor",
+    "explain": "skedge.cli._explain",
+    "runs": "skedge.cli._runs",
     "inspect": "skedge.cli._inspect",
     "supported": "skedge.cli._supported",
     "config-schema": "skedge.cli._config_schema",
@@ -34,6 +37,8 @@ COMMANDS = {
     "ls": "skedge.cli._registry",
     "fsck": "skedge.cli._registry",
     "resolve": "skedge.cli._registry",
+    "package": "skedge.cli._package",
+    "serve": "skedge.cli._serve",
 }
 
 

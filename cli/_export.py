@@ -8,6 +8,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog="example: skedge export pipe.skops --sample rows.csv --name churn --version 1.0.0")
     p.add_argument("pipeline", help="a fitted scikit-learn Pipeline saved with skops.io.dump (.skops)")
     p.add_argument("--sample", required=True, help="representative input rows (.csv or .parquet)")
+    p.add_argument("--reference", metavar="PATH", help="the rows the pipeline was trained on (.csv or .parquet), "
+                                                       "for profile.json's drift reference (default: --sample)")
     p.add_argument("--name", required=True)
     p.add_argument("--version", dest="model_version", default="1.0.0")
     p.add_argument("--out", default="models")
@@ -45,10 +47,12 @@ def run(args: argparse.Namespace) -> int:
         pipe = load_pipeline(Path(args.pipeline), trusted=tuple(args.trust))
         # columns the pipeline was fitted on as text are read as text (digit strings, leading zeros)
         sample = load_table(Path(args.sample), text=sorted(text_columns(pipe)))
+        reference = load_table(Path(args.reference), text=sorted(text_columns(pipe))) if args.reference else None
     from skedge.exporter.progress import reporting, to_stderr
 
     with step("export and check parity"), reporting(to_stderr):  # a line per stage: a big forest takes minutes
-        path = export(pipe, sample, args.out, name=args.name, version=args.model_version, nullable=_nullable(args))
+        path = export(pipe, sample, args.out, name=args.name, version=args.model_version, nullable=_nullable(args),
+                      reference=reference)
     say(bold(f"bundle: {path}"))
     from skedge.exporter.parity import left_out_warning
     from skedge.runtime._bundle import read_bundle

@@ -1,4 +1,4 @@
-"""The registry commands: registry init, publish, promote, rollback, history, ls, fsck, resolve."""
+"""The registry commands: registry init / export-static, publish, promote, rollback, history, ls, fsck, resolve."""
 
 from __future__ import annotations
 
@@ -19,6 +19,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("registry", metavar="REG")
     i.add_argument("--require-signatures", metavar="PUB", help="accept only bundles and alias moves signed by this key")
     i.set_defaults(func=run_init)
+    e = inner.add_parser("export-static", help="write a signed channel per alias and its bundles, for any web server",
+                         epilog="example: skedge registry export-static --registry reg penguins --out site --key "
+                                "keys/skedge.key")
+    e.add_argument("name")
+    e.add_argument("--registry", **_REG)
+    e.add_argument("--out", required=True, metavar="DIR", help="the folder to serve (updated in place)")
+    e.add_argument("--key", help="sign each channel.json (required for a registry that requires signatures)")
+    e.add_argument("--alias", action="append", default=None, help="only this alias (repeatable; default: all)")
+    e.add_argument("--expires", metavar="ISO-TIME", help="devices refuse the channel after this time")
+    e.add_argument("--rollout", type=float, metavar="SHARE", help="share of devices that take the holder (0..1); "
+                                                                  "the others keep the previous one")
+    e.set_defaults(func=run_export_static)
 
     p = sub.add_parser("publish", help="store a bundle in a registry (immutable, content-addressed)",
                        epilog="example: skedge publish models/penguins/1.0.0 --registry reg")
@@ -85,6 +97,20 @@ def run_init(args: argparse.Namespace) -> int:
 
     root = init_registry(args.registry, require_signatures=args.require_signatures)
     say(f"registry: {root}" + (" (signed bundles and alias moves only)" if args.require_signatures else ""))
+    return 0
+
+
+def run_export_static(args: argparse.Namespace) -> int:
+    from skedge.registry.static import export_static
+    from skedge.runtime.signing import parse_time
+
+    from ._ui import say
+
+    done = export_static(args.registry, args.name, args.out, key=args.key, aliases=args.alias,
+                         expires=parse_time(args.expires) if args.expires else None, rollout=args.rollout)
+    for e in done:
+        say(f"{args.name}@{e.alias} -> {e.version} (sequence {e.sequence}): {e.channel} "
+            f"({e.files_written} bundle files written)")
     return 0
 
 

@@ -99,7 +99,7 @@ def warnings_as_lines() -> Iterator[None]:
 
 # the verb of each command, for "… while training: …"
 _DOING = {"train": "training", "export": "exporting", "verify": "verifying", "predict": "predicting",
-          "inspect": "reading the bundle", "demo": "serving the demo"}
+          "inspect": "reading the bundle", "demo": "serving the demo", "serve": "serving the model"}
 _WHAT_TO_DO = {
     "train": "check the data file and model.params against what the estimator accepts",
     "export": "check that the sample has the columns and kinds the pipeline was fitted on",

@@ -30,6 +30,7 @@ from ._steps import pipeline_steps
 from .bundle import check_version
 from .bundle import write_bundle as _write
 from .card import render_card
+from .explain import build_explanations
 from .golden import GOLDEN_MODES, build_sweep, golden_from_sweep
 from .onnx import OUTPUT_NAMES, set_metadata, to_onnx
 from .parity import check_target, parity_markdown, parity_plot
@@ -146,7 +147,8 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
           provenance: dict[str, Any] | None = None, reports: dict[str, bytes] | None = None,
           description: str | None = None, targets: tuple[str, ...] | list[str] | None = None,
           tolerance: dict[str, Any] | None = None, golden: str = "mixed", target: str | None = None,
-          compare: dict[str, float] | None = None) -> Exported:
+          compare: dict[str, float] | None = None, evaluation: dict[str, Any] | None = None,
+          reference: pd.DataFrame | None = None) -> Exported:
     """Everything an export writes, checked; nothing written.
 
     ``targets``: None (the default) exports ONNX and tries ``DEFAULT_TARGETS``' optional ones: one that
@@ -156,6 +158,8 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     ``golden``: "mixed" (default: golden rows hold no sample record whole) or "holdout" (real rows).
     ``target``: the label column's name and ``compare``: metric -> largest drop, both for the registry's gate
     against the previous version (``skedge promote --data``), carried in the manifest.
+    ``reference``: the table the pipeline was trained on, for ``profile.json``'s feature distributions (drift
+    monitoring); without it they come from ``sample`` (``skedge.exporter.profile``).
     """
     check_version(name, version)
     named = targets is not None
@@ -179,11 +183,20 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
     sample = as_text_columns(sample, text_columns(pipeline))
     _check_can_export(pipeline, final, sample)
     task = _task(final)
-    classes = np.asarray(getattr(pipeline, "classes_", None)) if task == "classification" else None
+    raw_classes = getattr(pipeline, "classes_", None) if task == "classification" else None
+    if isinstance(raw_classes, list) and any(isinstance(c, np.ndarray) for c in raw_classes):
+        # one class list per output (a 2-D y): numpy's "can only convert an array of size 1" was the message
+        raise ExportError(f"{type(final).__name__} was fitted on several targets (a class list per output): "
+                          "multi-output classifiers are not exported; fit one classifier per target")
+    classes = np.asarray(raw_classes) if task == "classification" else None
     # nullable where the fitted pipeline answers a missing value (asked of sklearn), unless the caller says
     features = schema.features if schema else infer_features(sample, nullable=nullable, pipeline=pipeline,
                                                              source=STATS_FROM_SAMPLE)
-    outputs = {k: OUTPUT_NAMES[k] for k in _OUTPUTS[task]}
+    kinds = _OUTPUTS[task]
+    if task == "classification" and not hasattr(pipeline, "predict_proba"):
+        # LinearSVC, RidgeClassifier, hard voting...: sklearn answers labels only, and so does the bundle
+        kinds = ("label",)
+    outputs = {k: OUTPUT_NAMES[k] for k in kinds}
     cls_json = tuple(c.item() if hasattr(c, "item") else c for c in classes) if classes is not None else None
     schema = Schema(features=tuple(features), task=task, classes=cls_json, outputs=outputs)
 
@@ -261,13 +274,18 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
             run("coreml", evaluator.predict_outputs, {"model.mlmodel": ml})
 
     files["golden.json"] = (json.dumps(golden_json, sort_keys=True, allow_nan=False) + "\n").encode()
+    files["profile.json"] = _profile(pipeline, schema, sample, reference)
+    # explain.onnx (model.explain, the demo's chart) and the card's importances, or why the model is not explained
+    explained = build_explanations(pipeline, schema, sample,
+                                   graph_name=f"skedge_{name}".replace("-", "_").replace(".", "_"))
+    files.update(explained.files)
     sweep_info = {"rows": len(sweep), "golden_rows": len(keep), "tree_splits": sweep.splits,
                   "boundaries_probed": sweep.probed, "splits_sampled": sweep.sampled, "golden": golden,
                   "packed": "threshold:packed" in sweep.kinds}
     pmd = parity_markdown(parity, golden_json, sweep=sweep_info, dropped=dropped)
     report_files = {f"report/{k}": v for k, v in (reports or {}).items()}
     report_files["report/parity.md"] = ("# Parity\n\n" + pmd).encode()
-    report_files["report/parity.png"] = parity_plot(golden_json, got_by)
+    report_files["report/parity.png"] = parity_plot(golden_json, got_by, classes=cls_json)
     files.update(report_files)
 
     prov = {
@@ -290,16 +308,30 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
         "gates": gates or {},
         "target": target,
         "compare": dict(compare or {}),
+        # the trainer's intervals, baselines and slices (skedge.trainer.evaluate.Evaluation.to_json)
+        **({"evaluation": evaluation} if evaluation else {}),
         "parity": {r.target: r.to_json() for r in parity},
         "parity_sweep": sweep_info,
         "unavailable_targets": unavailable,
         "dropped_targets": {t: r.to_json() for t, r in dropped.items()},
+        "explain": explained.info,
         "provenance": prov,
     }
     card = render_card({"name": name, "version": version, **manifest}, schema, pmd,
                        reports=sorted(k for k in report_files if k.endswith(".png")))
     files["card.md"] = card.encode()
     return Exported(files, manifest, parity)
+
+
+def _profile(pipeline: Any, schema: Schema, sample: pd.DataFrame, reference: pd.DataFrame | None) -> bytes:
+    """profile.json (drift monitoring): a reference table is read the way the sample was."""
+    from .profile import build_profile, profile_bytes
+
+    if reference is not None:
+        if not isinstance(reference, pd.DataFrame) or reference.empty:
+            raise ExportError("reference must be a non-empty pandas DataFrame (the rows the pipeline was trained on)")
+        reference = as_text_columns(reference, text_columns(pipeline))
+    return profile_bytes(build_profile(pipeline, schema, sample, reference))
 
 
 def _refuse_unknown_missing(pipeline: Any, sample: pd.DataFrame, f: Feature) -> Feature:
@@ -357,13 +389,24 @@ def _tree_splits_or_none(est: Any) -> Any:
         return None
 
 
+def _neighbours_hint(pipeline: Any) -> str:
+    """Nearest neighbours fail the proof at ties of distance: why, and what a user can do."""
+    params = pipeline.get_params(deep=True).values() if hasattr(pipeline, "get_params") else ()
+    names = sorted({type(v).__name__ for v in (pipeline, *params) if type(v).__name__.startswith("KNeighbors")})
+    if not names:
+        return ""
+    return (f"\n  Nearest neighbours ({', '.join(names)}): where several training points are at the same distance "
+            "from a row (repeated values in the training data), sklearn keeps those its search meets first, an "
+            "order no graph can follow. Remove duplicate training points, or use another model.")
+
+
 def _field_hint(pipeline: Any) -> str:
     """Which steps the field's converters made, and the way out, for a parity failure (issue 12.6)."""
     from .onnx._table import field_steps
 
     steps = field_steps(pipeline)
     if not steps:
-        return _tree_hint(pipeline)
+        return _tree_hint(pipeline) or _neighbours_hint(pipeline)
     return (f"\n  Converted by the field's converters, not by skedge's exact ones: {', '.join(steps)}. Replace it "
             "with a step skedge converts itself (`skedge supported --target onnx`) or register a converter.")
 

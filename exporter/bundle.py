@@ -30,14 +30,16 @@ __all__ = ["write_bundle", "check_version", "bundle_path", "atomic_write", "mani
            "PARTIAL_SUFFIX"]
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # as the registry's names; 300 letters was an OSError
 PARTIAL_SUFFIX = ".partial"
 
 
 def check_version(name: str, version: str) -> None:
-    if not _NAME.match(name):
-        raise ExportError(f"model name {name!r}: use letters, digits, '.', '_' and '-' (it becomes a folder name)")
-    if not SEMVER.match(version):
+    # fullmatch: '$' alone also matches before a final newline, and '1.0.0\n' became a folder name
+    if not _NAME.fullmatch(name):
+        raise ExportError(f"model name {name!r}: use up to 100 letters, digits, '.', '_' and '-' (it becomes a folder "
+                          "name)")
+    if not SEMVER.fullmatch(version):
         raise ExportError(f"version {version!r} is not a semantic version such as 1.0.0")
 
 

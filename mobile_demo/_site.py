@@ -48,7 +48,7 @@ PAGE_FILES = (
 # onnxruntime-web's wasm-only ES module, its Emscripten glue and the binary (14 MB): what the page imports.
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 # Bundle files the page reads; golden.json feeds the page's "check in this browser".
-_BUNDLE_FILES = ("manifest.json", "model.onnx", "golden.json")
+_BUNDLE_FILES = ("manifest.json", "model.onnx", "golden.json", "explain.onnx")  # explain: the chart
 RUNTIME_ENV = "SKEDGE_ONNXRUNTIME_WEB"
 
 MIME_TYPES: Mapping[str, str] = {

@@ -139,9 +139,10 @@ function showResult(model, out) {
   const task = model.task;
   if (task === 'classification') {
     const label = String(out.label[0]);
-    const probs = out.probabilities[0];
+    // a classifier sklearn gives no predict_proba (LinearSVC, hard voting) answers its label alone
+    const probs = out.probabilities ? out.probabilities[0] : null;
     const bars = el('ul', { id: 'result-probabilities', class: 'bars', 'aria-label': 'class probabilities' });
-    model.classes.forEach((cls, k) => {
+    if (probs) model.classes.forEach((cls, k) => {
       const p = probs[k];
       bars.append(el('li', { class: String(cls) === label ? 'is-top' : null, dataset: { class: String(cls), p: String(p) } },
         el('span', { class: 'name', text: String(cls) }),
@@ -151,9 +152,10 @@ function showResult(model, out) {
     body.replaceChildren(el('p', { class: 'caption', text: 'predicted class' }),
       el('p', { id: 'result-label', class: 'label', dataset: { value: label }, text: label }), bars);
   } else if (task === 'regression') {
-    const v = out.value[0];
-    body.replaceChildren(el('p', { class: 'caption', text: 'predicted value' }),
-      el('p', { id: 'result-value', class: 'label', dataset: { value: String(v) }, text: num.format(v) }));
+    const v = out.value[0];  // a row of values for a multi-output regressor
+    body.replaceChildren(el('p', { class: 'caption', text: Array.isArray(v) ? 'predicted values' : 'predicted value' }),
+      el('p', { id: 'result-value', class: 'label', dataset: { value: String(v) },
+        text: Array.isArray(v) ? v.map((x) => num.format(x)).join(', ') : num.format(v) }));
   } else {
     const label = Number(out.label[0]);
     const score = out.score ? out.score[0] : null;
@@ -164,6 +166,31 @@ function showResult(model, out) {
         text: `score ${num.format(score)} (below 0 means outlier)` }));
   }
   body.hidden = false;
+}
+
+// The predicted row's explanation as a bar chart: each feature's contribution to the shown class's probability (or
+// to the value), right of the axis for more, left for less; bias + bars = the answer. Hidden for a model
+// without explain.onnx (its manifest says why).
+function showExplanation(model, ex) {
+  const box = $('#explain');
+  const cls = model.task === 'classification' ? ex.output[0].indexOf(Math.max(...ex.output[0])) : 0;
+  const values = ex.features.map((name, f) => [name, ex.contributions[0][f][cls]]);
+  values.sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  const scale = Math.max(...values.map(([, v]) => Math.abs(v)), 1e-12);
+  const what = model.task === 'classification' ? `p(${model.classes[cls]})` : 'the value';
+  const bars = el('ul', { id: 'explain-bars', class: 'contrib', 'aria-label': `contributions to ${what}` });
+  for (const [name, v] of values) {
+    const w = `${(50 * Math.abs(v) / scale).toFixed(2)}%`;
+    bars.append(el('li', { class: v >= 0 ? 'up' : 'down', dataset: { feature: name, value: String(v) } },
+      el('span', { class: 'name', text: name }),
+      el('span', { class: 'axis', 'aria-hidden': 'true' },
+        el('span', { class: 'fill', style: v >= 0 ? `left:50%;width:${w}` : `right:50%;width:${w}` })),
+      el('span', { class: 'amount', text: (v >= 0 ? '+' : '') + num.format(v) })));
+  }
+  const fmt = model.task === 'classification' ? (x) => pct.format(x) : (x) => num.format(x);
+  box.replaceChildren(el('h3', { text: `Why: contributions to ${what}` }),
+    el('p', { class: 'hint', text: `${fmt(ex.bias[cls])} before any input, ${fmt(ex.output[0][cls])} with them` }), bars);
+  box.hidden = false;
 }
 
 function showError(err) {
@@ -254,17 +281,28 @@ async function main() {
   }
   showAbout(model);
   const readRow = buildForm(model);
+  const explained = Boolean(model.manifest.files && model.manifest.files['explain.onnx']);
   let pending = 0;
   const update = async () => {
     const ticket = ++pending;
     // tests (and anyone watching) know the shown prediction is the latest when predictions === requested
     document.documentElement.dataset.requested = String(ticket);
     try {
-      const out = await skedge.predict(readRow());
+      const row = readRow();
+      const out = await skedge.predict(row);
       if (ticket !== pending) return; // a newer change is on its way
       $('#result-error').hidden = true;
       for (const node of document.querySelectorAll('.field[aria-invalid]')) node.removeAttribute('aria-invalid');
       showResult(model, out);
+      if (explained) {
+        try {
+          const ex = await skedge.explain(row);
+          if (ticket === pending) showExplanation(model, ex);
+        } catch (err) {
+          $('#explain').hidden = true;
+        }
+        if (ticket === pending) document.documentElement.dataset.explained = String(ticket);
+      }
     } catch (err) {
       if (ticket !== pending) return;
       $('#result-body').hidden = true;

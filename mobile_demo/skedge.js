@@ -116,9 +116,69 @@ export async function checkParity(m = current) {
   return compareOutputs(got, golden.expected, golden.tolerance || {});
 }
 
+// Explanations: the bundle's explain.onnx (beside model.onnx, hashed in the manifest) computes each feature's
+// contribution in the graph, so the page shows the same numbers as model.explain in Python. Loaded on first use.
+const explainers = new WeakMap();
+
+async function explainer(m) {
+  const entry = m.manifest.files && m.manifest.files['explain.onnx'];
+  if (!entry) {
+    const why = m.manifest.explain && m.manifest.explain.reason;
+    throw new BundleError(`this model is not explained: ${why || 'the bundle has no explain.onnx'}`);
+  }
+  const url = new URL('explain.onnx', m.base);
+  const bytes = new Uint8Array(await (await fetchOk(url, 'the explanation model')).arrayBuffer());
+  if (globalThis.crypto && crypto.subtle) {
+    const digest = await sha256Hex(bytes);
+    if (digest !== entry.sha256) {
+      throw new BundleError(`${url.href} does not match its manifest (sha256 ${digest.slice(0, 8)}… expected ` +
+        `${String(entry.sha256).slice(0, 8)}…): the file was changed after export`);
+    }
+  }
+  let session;
+  try {
+    session = await m.ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all', executionProviders: ['wasm'] });
+  } catch (err) {
+    throw new BundleError(`${url.href} cannot be loaded by onnxruntime: ${err && err.message ? err.message : err}`);
+  }
+  return { session, queue: Promise.resolve() };
+}
+
+// { features, classes, contributions [n][F][C], bias [C], output [n][C] }: bias + sum over features = output.
+export async function explain(rows, m = current) {
+  if (!m) throw new SkedgeError('no model loaded: call skedge.load(url) first');
+  let pending = explainers.get(m);
+  if (!pending) {
+    pending = explainer(m);
+    explainers.set(m, pending);
+    pending.catch(() => explainers.delete(m));
+  }
+  const ex = await pending;
+  const run = ex.queue.then(async () => {
+    const { feeds, n } = m.plan.feeds(m.ort, rows);
+    const features = m.schema.features.map((f) => f.name);
+    if (n === 0) return { features, classes: m.classes, contributions: [], bias: [], output: [] };
+    const res = await ex.session.run(feeds, ['contributions', 'bias', 'output']);
+    for (const t of Object.values(feeds)) if (typeof t.dispose === 'function') t.dispose();
+    const [, nf, nc] = res.contributions.dims;
+    const c = Array.from(res.contributions.data, Number);
+    const o = Array.from(res.output.data, Number);
+    const contributions = [];
+    const output = [];
+    for (let i = 0; i < n; i++) {
+      contributions.push(Array.from({ length: nf }, (_, f) => c.slice((i * nf + f) * nc, (i * nf + f + 1) * nc)));
+      output.push(o.slice(i * nc, (i + 1) * nc));
+    }
+    return { features, classes: m.classes, contributions, bias: Array.from(res.bias.data, Number), output };
+  });
+  ex.queue = run.catch(() => undefined);
+  return run;
+}
+
 export const skedge = {
   load,
   predict,
+  explain,
   model,
   checkParity,
   runtime,

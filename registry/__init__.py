@@ -16,6 +16,8 @@ from ._alias import Moved, history, promote, rollback
 from ._store import Published, init_registry, listing, publish
 from .fsck import FsckReport, fsck
 from .gate import GateReport, MetricDiff, compare
+from .static import Exported, export_static
 
 __all__ = ["init_registry", "publish", "Published", "promote", "rollback", "Moved", "history", "listing", "fsck",
-           "FsckReport", "compare", "GateReport", "MetricDiff", "resolve", "parse_ref"]
+           "FsckReport", "compare", "GateReport", "MetricDiff", "resolve", "parse_ref",
+           "export_static", "Exported"]

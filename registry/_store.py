@@ -106,7 +106,7 @@ def publish(bundle: str | os.PathLike[str], reg: str | os.PathLike[str]) -> Publ
     manifest, digest, files, signed = _bundle_files(src, trust)
     name = check_name(str(manifest.get("name")))
     version = str(manifest.get("version"))
-    if not SEMVER.match(version):
+    if not SEMVER.fullmatch(version):  # not .match: '$' passes a final newline
         raise BundleError(f"{src}: version {version!r} is not semver (MAJOR.MINOR.PATCH)")
     claim = name_dir(root, name) / "versions" / f"{version}.json"
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from skedge.runtime import MISSING_TEXT, DataError, GateError, Model
+from skedge.runtime._batch import feature_columns
 from skedge.runtime._files import file_format, iter_chunks
 
 __all__ = ["MetricDiff", "GateReport", "compare", "check_benchmark", "check_labels", "DEFAULT_MAX_DROP", "MAIN_METRIC",
@@ -124,10 +125,12 @@ def _score(model: Model, path: Path, target: str | None) -> tuple[dict[str, np.n
     for chunk in iter_chunks(path, model.schema, keep=keep):
         if chunk.n == 0:
             continue
-        for k, v in model.predict_outputs(chunk.features).items():
+        # a Parquet chunk is pyarrow arrays, which predict's row reader does not take: read as the batch scorer does
+        for k, v in model.predict_outputs(feature_columns(chunk.features, model.schema)).items():
             outs.setdefault(k, []).append(np.asarray(v))
         if target:
-            ys.extend(chunk.carried[target])
+            col = chunk.carried[target]
+            ys.extend(col.to_pylist() if hasattr(col, "to_pylist") else col)  # pyarrow scalars are no labels
     if not outs:
         raise DataError(f"{path} has no rows: the gate needs labelled rows")
     return {k: np.concatenate(v) for k, v in outs.items()}, ys

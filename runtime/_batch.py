@@ -141,7 +141,18 @@ class BatchScorer:
         """Category values never seen in training, counted per field since the scorer was built."""
         return self._model.unseen_categories
 
+    def _value_width(self) -> int:
+        """Outputs of a regressor: more than one for a multi-output model (its columns prediction_0, ...)."""
+        name = self.schema.outputs.get("value")
+        for o in self._model._session.get_outputs():
+            if o.name == name and len(o.shape) == 2 and isinstance(o.shape[1], int):
+                return int(o.shape[1])
+        return 1
+
     def _column_names(self) -> list[str]:
+        width = self._value_width()
+        if width > 1:
+            return [f"prediction_{j}" for j in range(width)]
         names = ["prediction"]
         if "probabilities" in self._kinds:
             names += [f"proba_{c}" for c in self.schema.classes or ()]
@@ -162,7 +173,8 @@ class BatchScorer:
     def empty(self) -> dict[str, np.ndarray]:
         """The output columns of zero rows, with the dtypes a real batch gets."""
         out = {name: np.empty(0, dtype=np.float64) for name in self.columns}
-        out["prediction"] = np.empty(0, dtype=self._label_dtype())
+        if "prediction" in out:
+            out["prediction"] = np.empty(0, dtype=self._label_dtype())
         return out
 
     def score(self, batch: Any) -> dict[str, np.ndarray]:
@@ -176,6 +188,9 @@ class BatchScorer:
             return self.empty()
         raw = self._model.predict_outputs(cols)
         label_kind = "value" if self.schema.task == "regression" else "label"
+        if self.columns[0] != "prediction":  # a multi-output regressor: a column per output
+            values = np.asarray(raw["value"], dtype=np.float64)
+            return {name: np.ascontiguousarray(values[:, j]) for j, name in enumerate(self.columns)}
         out = {"prediction": np.asarray(raw[label_kind]).reshape(-1).astype(self._label_dtype(), copy=False)}
         if "probabilities" in raw:
             proba = np.asarray(raw["probabilities"], dtype=np.float64)

@@ -12,8 +12,9 @@ Session options, chosen on purpose and measured in bench/bench_runtime.py:
   thread, whereas onnxruntime's own intra-op pool spins and took twice as long
   as one thread there (2.1 s vs 1.0 s, 100-tree forest). Each row's arithmetic
   is that of a one-row call, so a batch answers bit for bit like its rows.
-* ``load(..., threads=1)`` never splits: for a caller that is itself parallel
-  (a Dask worker thread, a web server's workers).
+* ``load(..., threads=1)`` never runs on another thread (its chunks run one after
+  the other): for a caller that is itself parallel (a Dask worker thread, a web
+  server's workers).
 * onnxruntime's logger is kept quiet: a model that cannot load becomes a
   ``BundleError`` that says what to do, not a screen of C++ log lines.
 """
@@ -37,12 +38,16 @@ from ._schema import InputPlan, Schema
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from .explain import Explanation
+    from .monitor import Monitor
+
 __all__ = ["Model", "load", "check_manifest", "BATCH_THREADS_FROM"]
 
 # From this many rows a call is split across threads (chunks of at least half this). Below it, one run
 # on the calling thread: handing a chunk to a pool thread costs tens of µs; at 1,024 penguin rows two
 # chunks already took half the time of one run.
 BATCH_THREADS_FROM = 1024
+CHUNK_ROWS = 8192
 _ONNX_META_SCHEMA = "skedge.schema"
 _INPUT_TYPES = {"category": "tensor(string)", "number": "tensor(double)", "integer": "tensor(double)",
                 "boolean": "tensor(double)"}
@@ -244,6 +249,9 @@ class Model:
         inner = getattr(self._session, "_sess", None)
         self._run_raw = inner.run if inner is not None and callable(getattr(inner, "run", None)) \
             else self._session.run
+        # drift monitors (runtime/monitor.py): an empty tuple is the whole cost of predicting without one
+        self._monitors: tuple[Monitor, ...] = ()
+        self._monitors_lock = threading.Lock()
 
     # -- description ------------------------------------------------------
     @property
@@ -283,13 +291,20 @@ class Model:
     def _run(self, names: list[str], feeds: dict[str, np.ndarray], n: int) -> list[np.ndarray]:
         if n == 0:
             return self._empty(names)
-        chunks = min(self._threads, n // (BATCH_THREADS_FROM // 2)) if n >= BATCH_THREADS_FROM else 1
+        threads = min(self._threads, n // (BATCH_THREADS_FROM // 2)) if n >= BATCH_THREADS_FROM else 1
+        # and never more than CHUNK_ROWS rows in one run, even on one thread: a large forest's graph holds
+        # [rows, trees, classes] doubles between its gather and its ordered sum (bounded memory), and chunks
+        # that stay in cache ran faster (40,000 rows of the bench forest: 8,192-row chunks 3.6 s, one run 4.3 s)
+        chunks = max(threads, -(-n // CHUNK_ROWS))
         if chunks <= 1:
             return self._run_once(names, feeds)
         bounds = np.linspace(0, n, chunks + 1).astype(int)
         parts = [{k: v[a:b] for k, v in feeds.items()} for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        pool = _batch_pool()
-        results = [f.result() for f in [pool.submit(self._run_once, names, p) for p in parts]]
+        if threads <= 1:  # threads=1 never hands work to another thread
+            results = [self._run_once(names, p) for p in parts]
+        else:
+            pool = _batch_pool()
+            results = [f.result() for f in [pool.submit(self._run_once, names, p) for p in parts]]
         return [np.concatenate([r[j] for r in results]) for j in range(len(names))]
 
     def _empty(self, names: list[str]) -> list[np.ndarray]:
@@ -310,9 +325,57 @@ class Model:
         return self._run([self._outputs[k] for k in kinds], feeds, n), single
 
     # -- prediction -------------------------------------------------------
+    def _watched(self, rows: Any, kinds: tuple[str, ...]) -> tuple[list[np.ndarray], bool]:
+        """``_outputs_for`` with the attached monitors counting the call (its answer is run too if not asked)."""
+        pk = self._predict_kind
+        names = [self._outputs[k] for k in kinds] + ([] if pk in kinds else [self._outputs[pk]])
+        at = kinds.index(pk) if pk in kinds else len(kinds)
+        one = self._plan.fast_one(rows)
+        if one is not None:
+            out = self._run_once(names, one)
+            answer = _one(out[at])
+            for m in self._monitors:
+                m._observe_one(rows, answer)
+            return out[:len(kinds)], True
+        feeds, n, single = self._plan.feeds(rows)
+        out = self._run(names, feeds, n)
+        answers = _flat(pk, out[at])
+        for m in self._monitors:
+            m._observe(feeds, n, answers)
+        return out[:len(kinds)], single
+
+    def monitor(self, window: int = 1000, *, blocks: int = 10) -> Monitor:
+        """Count every prediction from now on against the bundle's profile.json; ``report()`` gives drift over
+        the last ``window`` rows (``skedge.runtime.monitor``). ``close()`` detaches it."""
+        from .monitor import PROFILE_FILE, Monitor, Profile
+
+        where = self.bundle.path if self.bundle is not None else self.source
+        if self.bundle is None or not self.bundle.has(PROFILE_FILE):
+            raise BundleError(f"{where} has no {PROFILE_FILE}: it was exported before skedge wrote drift profiles "
+                              "(or is a bare model file); export it again to monitor it")
+        raw = self.bundle.read(PROFILE_FILE)  # hash-checked against the manifest
+        import hashlib
+
+        try:
+            data = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise BundleError(f"{where}/{PROFILE_FILE} is not valid JSON: the file is corrupt") from None
+        if not isinstance(data, dict):
+            raise BundleError(f"{where}/{PROFILE_FILE} is not a JSON object: the file is corrupt")
+        profile = Profile.from_json(data, self.schema, where=f"{where}/{PROFILE_FILE}",
+                                    digest=hashlib.sha256(raw).hexdigest())
+        mon = Monitor(profile, self.schema, window=window, blocks=blocks, detach=self._detach)
+        with self._monitors_lock:  # copy on write: a predicting thread reads the tuple without a lock
+            self._monitors = (*self._monitors, mon)
+        return mon
+
+    def _detach(self, mon: Monitor) -> None:
+        with self._monitors_lock:
+            self._monitors = tuple(m for m in self._monitors if m is not mon)
+
     def predict_outputs(self, rows: Any) -> dict[str, np.ndarray]:
         """Every output at once, keyed by kind: label, probabilities, value, score."""
-        out, _ = self._outputs_for(rows, self._out_kinds)
+        out, _ = self._watched(rows, self._out_kinds) if self._monitors else self._outputs_for(rows, self._out_kinds)
         return {k: _flat(k, v) for k, v in zip(self._out_kinds, out, strict=True)}
 
     def predict(self, rows: Any) -> Any:
@@ -325,14 +388,28 @@ class Model:
         """
         feeds = self._plan.fast_one(rows)
         if feeds is not None:
-            return self._run_once(self._predict_names, feeds)[0].item()
+            answer = _one(self._run_once(self._predict_names, feeds)[0])
+            if self._monitors:  # drift counters (runtime/monitor.py): without one, this check is their whole cost
+                for m in self._monitors:
+                    m._observe_one(rows, answer)
+            return answer
+        if self._monitors:
+            (out,), single = self._watched(rows, (self._predict_kind,))
+            return _one(out) if single else _flat(self._predict_kind, out)
         (out,), single = self._outputs_for(rows, (self._predict_kind,))
-        return out.item() if single else _flat(self._predict_kind, out)
+        return _one(out) if single else _flat(self._predict_kind, out)
 
     def predict_proba(self, rows: Any) -> np.ndarray:
         """Class probabilities, ``(n, k)``, columns in ``model.classes``; one dict in, ``(k,)`` out."""
         if not self._proba_names:
+            if self.schema.task == "classification":  # exported from a pipeline sklearn gives no predict_proba
+                raise SchemaError("this classifier answers labels only: its scikit-learn pipeline has no "
+                                  "predict_proba (LinearSVC, hard voting, ...); use predict")
             raise SchemaError(f"predict_proba needs a classifier; this model does {self.schema.task}")
+        if self._monitors:
+            (out,), single = self._watched(rows, ("probabilities",))
+            proba = np.asarray(out, dtype=np.float64)
+            return proba[0] if single else proba
         feeds = self._plan.fast_one(rows)
         if feeds is not None:
             return self._run_once(self._proba_names, feeds)[0][0]
@@ -344,8 +421,15 @@ class Model:
         """Anomaly score as sklearn's ``decision_function``: negative means outlier."""
         if "score" not in self._outputs:
             raise SchemaError(f"decision_function needs an anomaly model; this model does {self.schema.task}")
-        (out,), single = self._outputs_for(rows, ("score",))
+        (out,), single = self._watched(rows, ("score",)) if self._monitors else self._outputs_for(rows, ("score",))
         return out.item() if single else _flat("score", out)
+
+    def explain(self, rows: Any) -> Explanation:
+        """Per-feature contributions to each row's probabilities (or value), computed by the bundle's
+        explain.onnx: ``bias + contributions.sum(axis=1) == output`` (``skedge.runtime.explain``)."""
+        from .explain import explain
+
+        return explain(self, rows)
 
     # -- verification -----------------------------------------------------
     def verify(self) -> ParityRow:
@@ -363,6 +447,12 @@ class Model:
         out = self._run([self._outputs[k] for k in self._out_kinds], feeds, n)
         got = {k: _flat(k, v) for k, v in zip(self._out_kinds, out, strict=True)}
         return compare_outputs(self.target, got, expected, golden.get("tolerance"))
+
+
+def _one(arr: np.ndarray) -> Any:
+    """One row's answer: a Python scalar, or the row of values of a multi-output regressor."""
+    a = np.asarray(arr)
+    return a.item() if a.size == 1 else a.reshape(-1)
 
 
 def _flat(kind: str, arr: np.ndarray) -> np.ndarray:

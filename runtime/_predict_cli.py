@@ -8,12 +8,14 @@ only when asked for).
     skedge predict BUNDLE --input rows.csv --output pred.parquet
     skedge predict BUNDLE --input 'data/*.parquet' --output preds/ --keep id
     skedge predict BUNDLE --input data/ --output preds/ --engine dask --scheduler tcp://10.0.0.5:8786
+    skedge predict BUNDLE --input data/ --output sqlite:///preds.db --table predictions --keep id
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -21,6 +23,7 @@ from typing import Any, NoReturn
 from ._batch import ModelBytes, scorer_for
 from ._files import ColumnWriter, find_inputs
 from ._jobs import Progress, check_keep, plan_outputs, run_local, scored_chunks
+from .db import is_db_url
 
 __all__ = ["add_predict_arguments", "run_predict"]
 
@@ -42,7 +45,12 @@ def add_predict_arguments(p: argparse.ArgumentParser) -> None:
                         "glob such as 'data/part-*.parquet'")
     p.add_argument("--output", "-o", metavar="DIR",
                    help="a directory: one output file per input file, with its name and format, same row "
-                        "order; for a single input also a file (.csv, .jsonl, .parquet). Default: CSV on stdout")
+                        "order; for a single input also a file (.csv, .jsonl, .parquet); or a database URL "
+                        "(sqlite:///preds.db, postgresql://user@host/db; pip install 'skedge[db]'), where the "
+                        "run lands all or nothing in --table. Default: CSV on stdout")
+    p.add_argument("--table", metavar="NAME",
+                   help="with --output DB-URL: the table the rows land in (default: predictions); the view "
+                        "NAME_current shows the promoted run (skedge runs --promote)")
     p.add_argument("--keep", action="append", default=[], metavar="COL",
                    help="carry an input column through to the output (an id); repeatable")
     p.add_argument("--target", default="onnx", choices=["onnx", "ort"], help="which model file of the bundle")
@@ -94,6 +102,14 @@ def run_predict(args: argparse.Namespace) -> int:
         args.bundle = locate(args.bundle, args.registry)
     inputs = find_inputs(args.input)
     keep = tuple(args.keep)
+    if is_db_url(args.output):
+        return _predict_to_db(args, inputs, keep, engine, scheduler, workers)
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", args.output or "")
+    if scheme:  # mysql://user:pw@host/db was written as the folders mysql:/user:pw@host/db, and "wrote" said so
+        _usage(args, f"--output {scheme.group(1)}://...: not a database skedge writes to (sqlite:///path.db, "
+                     "postgresql://user@host/db) nor a folder")
+    if getattr(args, "table", None):
+        _usage(args, "--table goes with --output DB-URL (sqlite:///path.db, postgresql://...)")
     if args.output is None:
         if len(inputs) > 1:
             _usage(args, f"--input names {len(inputs)} files: give --output DIR for their outputs")
@@ -124,4 +140,23 @@ def run_predict(args: argparse.Namespace) -> int:
     rate = rows / max(progress.seconds, 1e-9)
     print(f"wrote {rows:,} predictions for {files} to {args.output} in {progress.seconds:.1f} s "
           f"({rate:,.0f} rows/s, engine {engine})", file=sys.stderr)
+    return 0
+
+
+def _predict_to_db(args: argparse.Namespace, inputs: list[Path], keep: tuple[str, ...], engine: str,
+                   scheduler: str | None, workers: int | None) -> int:
+    from .db import predict_to_db  # SQLAlchemy is imported inside, only now
+
+    progress = Progress(len(inputs))
+    try:
+        run = predict_to_db(args.bundle, inputs, args.output, table=getattr(args, "table", None) or "predictions",
+                            keep=keep, target=args.target, engine=engine, scheduler=scheduler, workers=workers,
+                            progress=progress)
+    finally:
+        progress.close()
+    rows = run.rows_out or 0
+    files = f"{len(inputs)} files" if len(inputs) > 1 else "1 file"
+    rate = rows / max(progress.seconds, 1e-9)
+    print(f"landed {rows:,} predictions for {files} in table {run.table} (run {run.run_id}) in "
+          f"{progress.seconds:.1f} s ({rate:,.0f} rows/s, engine {engine})", file=sys.stderr)
     return 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import reprlib
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -157,7 +158,14 @@ class Schema:
 
 def _describe(value: Any) -> str:
     # bounded: a 100 MB string in an error message helps no one
-    text = repr(value[:80]) + "..." if isinstance(value, str) and len(value) > 80 else repr(value)
+    if isinstance(value, str):
+        text = repr(value[:80]) + "..." if len(value) > 80 else repr(value)
+    elif isinstance(value, list | tuple | dict | set | frozenset):
+        # depth- and length-bounded: repr of a list nested 5,000 deep raised RecursionError, not SchemaError
+        # (and a live model counted the caller's bad row as a failure of the model, towards a rollback)
+        text = reprlib.repr(value)
+    else:
+        text = repr(value)
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{text} ({type(value).__name__})"

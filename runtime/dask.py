@@ -124,7 +124,7 @@ def _meta(ddf: dd.DataFrame, scorer: Any, keep: tuple[str, ...]) -> pd.DataFrame
     # pandas gives an empty object column another dtype than a column holding strings.
     fake = ddf._meta_nonempty.iloc[:1]
     row = {name: np.zeros(1, dtype=col.dtype) for name, col in scorer.empty().items()}
-    if row["prediction"].dtype == object:
+    if "prediction" in row and row["prediction"].dtype == object:  # (multi-output: prediction_0, ...)
         row["prediction"] = np.array([str((scorer.schema.classes or ("",))[0])], dtype=object)
     return _frame({**{k: fake[k].array for k in keep}, **row}, fake.index).iloc[:0]
 

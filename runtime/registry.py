@@ -61,7 +61,7 @@ def registry_info(reg: Path) -> dict[str, Any]:
 
 
 def check_name(name: str, what: str = "model name") -> str:
-    if not _NAME.match(name or ""):
+    if not _NAME.fullmatch(name or ""):  # not .match: '$' passes a final newline
         raise BundleError(f"{what} {name!r} is not a plain name (letters, digits, '.', '_', '-')")
     return name
 

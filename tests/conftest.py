@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# the runtime-only venv (session): tests/runtime/test_wheel.py and tests/e2e/test_package.py share one
+from tests.runtime_venv import runtime_env  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 

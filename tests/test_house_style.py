@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.parametrize("tool", [
     [sys.executable, "-m", "ruff", "check", "."],
-    [sys.executable, "-m", "mypy", "runtime", "exporter", "trainer", "cli", "mobile_demo", "registry"],
+    [sys.executable, "-m", "mypy", "runtime", "exporter", "trainer", "cli", "mobile_demo", "registry", "serve"],
 ], ids=["ruff", "mypy"])
 def test_tool_is_clean(tool: list[str]) -> None:
     res = subprocess.run(tool, cwd=ROOT, capture_output=True, text=True)

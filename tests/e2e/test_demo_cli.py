@@ -29,7 +29,7 @@ def test_demo_out_writes_a_self_contained_static_site(penguins_bundle: Path, web
     assert str(out) in capsys.readouterr().out
     files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     expected = sorted([*PAGE_FILES, *(f"ort/{f}" for f in RUNTIME_FILES), "model/manifest.json",
-                       "model/model.onnx", "model/golden.json", "site.json"])
+                       "model/model.onnx", "model/golden.json", "model/explain.onnx", "site.json"])
     assert files == expected  # no node_modules, no Python, nothing else of the source folder
     for f in ("model.onnx", "manifest.json", "golden.json"):
         assert (out / "model" / f).read_bytes() == (penguins_bundle / f).read_bytes()

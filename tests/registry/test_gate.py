@@ -103,3 +103,17 @@ def test_anomaly_gate_is_the_rate_gap(anomaly_bundle: Path, loose_detector: Path
     labels_k = np.asarray(load(anomaly_bundle).predict(feats))
     assert report.flip_rate == pytest.approx(float(np.mean(labels_c != labels_k)))
     assert report.flip_rate > 0.1  # contamination 0.3 against 0.05 flags many more rows
+
+
+def test_a_parquet_benchmark_scores_as_the_same_rows_in_csv(body_mass_bundle: Path, weak_regressor: Path,
+                                                            tmp_path: Path) -> None:
+    # a .parquet --data file used to be refused: "expected a finite number, got <pyarrow.lib.DoubleArray ...>"
+    import pandas as pd
+
+    frame = pd.read_csv(DATA)
+    frame.to_parquet(tmp_path / "bench.parquet")
+    candidate, current = load(weak_regressor), load(body_mass_bundle)
+    from_csv = compare(candidate, current, DATA).to_json()
+    from_parquet = compare(candidate, current, tmp_path / "bench.parquet").to_json()
+    assert from_parquet.pop("data_sha256") != from_csv.pop("data_sha256")
+    assert from_parquet == from_csv

@@ -52,6 +52,19 @@ def test_publish_refuses_a_damaged_bundle(versions: dict[str, Path], tmp_path: P
     assert not list((reg / "bundles").iterdir())
 
 
+@pytest.mark.parametrize(("version", "name", "what"), [("1.0.0\n", "penguins", "is not semver"),
+                                                       ("1.0.0", "penguins\n", "is not a plain name")])
+def test_publish_refuses_a_crafted_name_or_version_with_a_final_newline(penguins_bundle: Path, tmp_path: Path,
+                                                                        version: str, name: str, what: str) -> None:
+    # '$' matched before a final newline: a manifest claiming "1.0.0\n" was published as versions/1.0.0\n.json
+    crafted = as_version(penguins_bundle, tmp_path / "crafted", version)
+    rehash(crafted, lambda m: m.update(name=name))
+    reg = init_registry(tmp_path / "reg")
+    with pytest.raises(BundleError, match=what):
+        publish(crafted, reg)
+    assert not list((reg / "bundles").iterdir())
+
+
 def test_a_registry_that_requires_signatures(versions: dict[str, Path], keys: tuple[Path, Path],
                                              other_keys: tuple[Path, Path], tmp_path: Path) -> None:
     reg = init_registry(tmp_path / "reg", require_signatures=keys[1])

@@ -17,7 +17,9 @@ from skedge.runtime import Model, load
 
 PUBLIC = {
     "load", "Model", "BatchScorer", "Schema", "Feature", "ParityRow", "normalize_category",
-    "MISSING_CATEGORY", "MISSING_TEXT",
+    "MISSING_CATEGORY", "MISSING_TEXT", "Monitor", "add_summaries",
+    "follow", "LiveModel", "UpdateEvent",
+    "Explanation",
     "SkedgeError", "SchemaError", "BundleError", "ConfigError", "DataError", "GateError", "ExportError",
     "ParityError", "EngineError",
 }

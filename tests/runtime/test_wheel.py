@@ -2,84 +2,36 @@
 environment, predicts with a bundle made by the trainer. Only numpy and onnxruntime come with it; no
 scikit-learn is importable there; and it makes no network call (sockets raise in that interpreter).
 
-One venv per test session (building and installing takes ~10 s with pip's cache).
+One venv per test session (building and installing takes ~10 s with pip's cache): the fixture ``runtime_env``
+of tests/runtime_venv.py, shared with tests/e2e/test_package.py.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.runtime_venv import run
+
 # Everything a runtime-only install may hold: skedge, its two dependencies and theirs, and the venv's own.
 ALLOWED = {"skedge", "numpy", "onnxruntime", "flatbuffers", "packaging", "protobuf", "pip", "setuptools",
            "coloredlogs", "humanfriendly", "sympy", "mpmath"}
 FORBIDDEN = ("sklearn", "pandas", "scipy", "skl2onnx", "onnx", "coremltools", "joblib", "pyarrow", "dask")
 
-# Loaded first in every interpreter of the venv (PYTHONPATH): any attempt to open a network connection
-# or resolve a name raises. Unix sockets stay allowed; onnxruntime and numpy use none.
-NO_NETWORK = '''
-import socket
-
-class NetworkCall(RuntimeError):
-    pass
-
-_real = socket.socket
-
-class _GuardedSocket(_real):
-    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
-        if family in (socket.AF_INET, socket.AF_INET6, -1) and fileno is None:
-            raise NetworkCall(f"network call attempted: socket({family}, {type})")
-        super().__init__(family, type, proto, fileno)
-
-def _refuse(*args, **kwargs):
-    raise NetworkCall(f"network call attempted: {args[:2]}")
-
-socket.socket = _GuardedSocket
-socket.create_connection = _refuse
-socket.getaddrinfo = _refuse
-'''
-
 
 def _run(cmd: list[str], *, env: dict[str, str] | None = None, timeout: int = 300,
          cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd, check=False)
+    return run(cmd, env=env, timeout=timeout, cwd=cwd)
 
 
-@pytest.fixture(scope="session")
-def runtime_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A fresh venv with only the built wheel installed, and an env that disables sockets there."""
-    work = tmp_path_factory.mktemp("wheel")
-    src = work / "src"
-    # build from a copy: a wheel build writes build/ and *.egg-info next to the sources
-    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(
-        ".git", ".venv", "node_modules", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis", "models",
-        "test-artifacts", ".mypy_cache", ".ruff_cache", ".pytest_cache", "bench"))
-    dist = work / "dist"
-    out = _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)])
-    assert out.returncode == 0, out.stderr
-    (wheel,) = dist.glob("skedge-*.whl")
-    venv = work / "venv"
-    out = _run([sys.executable, "-m", "venv", str(venv)])
-    assert out.returncode == 0, out.stderr
-    python = venv / "bin" / "python"
-    out = _run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)], timeout=600)
-    assert out.returncode == 0, out.stderr
-    guard = work / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(NO_NETWORK)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-    env["PYTHONPATH"] = str(guard)
-    return {"python": str(python), "env": env, "wheel": wheel, "work": work}
+# the venv itself is the session fixture ``runtime_env`` (tests/runtime_venv.py, shared with the model-package
+# tests through tests/conftest.py)
 
 
 def _py(runtime_env: dict[str, Any], code: str, *args: str) -> subprocess.CompletedProcess[str]:
