@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+from docsection import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -240,13 +241,7 @@ def render(results: list[dict[str, Any]], note: str) -> str:
 
 
 def write_doc(text: str) -> None:
-    old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    section = f"{START}\n{text}\n{END}"
-    if START in old and END in old:
-        new = old[:old.index(START)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(new, encoding="utf-8")
+    write_section(DOC, START, END, text)
 
 
 def main(argv: list[str] | None = None) -> int:

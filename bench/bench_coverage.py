@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from docsection import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -145,14 +146,8 @@ def main(argv: list[str]) -> int:
         return 0
     note = ("One process, this machine (2 cores, shared); export = `build(..., targets=('onnx',))` with its sweep "
             "and parity check; 1 row: median of calls; batches: best of 3. Answers checked against sklearn first.")
-    section = "\n".join([START, "## Pipelines the field's converters carry (bench/bench_coverage.py)", "", note, "",
-                         *lines, "", END])
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+    write_section(DOC, START, END, "\n".join(["## Pipelines the field's converters carry (bench/bench_coverage.py)",
+                                              "", note, "", *lines, ""]))
     return 0
 
 

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from docsection import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # tests.db.pgserver: the same throwaway cluster the tests start
 DOC = ROOT / "docs" / "bench.md"
@@ -50,13 +52,7 @@ def table_digest(url: str, table: str) -> str:
 
 
 def write_doc(text: str) -> None:
-    old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    section = f"{START}\n{text}\n{END}"
-    if START in old and END in old:
-        new = old[:old.index(START)] + section + old[old.index(END) + len(END):]
-    else:
-        new = old.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(new, encoding="utf-8")
+    write_section(DOC, START, END, text)
 
 
 def main() -> int:

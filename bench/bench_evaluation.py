@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+from docsection import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench.md"
@@ -108,13 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                   "times vary, the ratio less)."]
     text = "\n".join(lines)
     if not args.quick:
-        old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-        section = f"{START}\n{text}\n{END}"
-        if START in old and END in old:
-            new = old[:old.index(START)] + section + old[old.index(END) + len(END):]
-        else:
-            new = old.rstrip("\n") + "\n\n" + section + "\n"
-        DOC.write_text(new, encoding="utf-8")
+        write_section(DOC, START, END, text)
     return 0
 
 

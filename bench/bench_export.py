@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 from bench_runtime import synthetic  # the same 11-field data as the runtime's forest benchmark (bench/ is on sys.path)
+from docsection import write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench.md"
@@ -126,7 +127,7 @@ def _render(runs: dict[str, list[dict[str, Any]]]) -> None:
     big = runs[list(runs)[-1]][-1]
     verdict = ("met" if big["export_s"] < LIMIT_S and big["golden_mb"] < LIMIT_MB else "NOT met")
     section = "\n".join([
-        START, "## Export (bench/bench_export.py)", "",
+        "## Export (bench/bench_export.py)", "",
         f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}. `build(..., targets=(onnx, ort, coreml))` timed end to end (schema, "
         "conversion, golden rows and the parity sweep of every target, ORT conversion, card); the 500-tree "
@@ -136,13 +137,8 @@ def _render(runs: dict[str, list[dict[str, Any]]]) -> None:
         "export process (onnxruntime's threads included) is the comparable figure.", "",
         "`before` is the code before the exhaustive sweep (150 sampled thresholds, all in golden.json); "
         "`after` sweeps every split and keeps a bounded sample in golden.json.", "",
-        _table(runs), "", END])
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if START in text:
-        text = text[:text.index(START)] + section + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    DOC.write_text(text)
+        _table(runs), ""])
+    write_section(DOC, START, END, section)
 
 
 if __name__ == "__main__":

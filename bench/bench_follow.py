@@ -31,6 +31,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from docsection import write_section
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "bench.md"
 START, END = "<!-- bench_follow:start -->", "<!-- bench_follow:end -->"
@@ -138,11 +140,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(delegation and failure counting: {overhead * 1e6:+.1f} µs per call).\n")
     print(text)
     if not (args.quick or args.no_write):
-        old = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-        section = f"{START}\n{text}\n{END}"
-        new = (old[:old.index(START)] + section + old[old.index(END) + len(END):]) if START in old and END in old \
-            else old.rstrip("\n") + "\n\n" + section + "\n"
-        DOC.write_text(new, encoding="utf-8")
+        write_section(DOC, START, END, text)
     return 0
 
 
