@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from skedge.runtime import BundleError, ConfigError, GateError, ParityError
-from skedge.runtime.signing import SIGNATURE_FILE
+from skedge.runtime.signing import verified_files
 
 __all__ = ["package", "Packaged", "dist_name", "schema_changes", "previous_version", "check_schema_rule",
            "DIST_NAME"]
@@ -148,30 +148,6 @@ def check_schema_rule(manifest: dict[str, Any], registry: str | os.PathLike[str]
     return v
 
 
-def _verified_files(src: Path, trust: Any) -> tuple[dict[str, Any], str, dict[str, bytes], bool]:
-    """(manifest, identity, every file's checked bytes, signed?) of the bundle; nothing re-read after the check."""
-    import hashlib
-
-    from skedge.runtime._bundle import read_bundle
-
-    if trust is not None:
-        from skedge.runtime.signing import read_signed
-
-        sb = read_signed(src, trust)  # the signature first, then every file against it
-        files = dict(sb.data)
-        files[SIGNATURE_FILE] = sb.signature
-        return dict(sb.manifest), sb.digest, files, True
-    b = read_bundle(src, verify_hashes=False)
-    files = {n: b.read(n) for n in sorted(b.files)}  # each checked against the manifest as it is read
-    files["manifest.json"] = (src / "manifest.json").read_bytes()
-    if hashlib.sha256(files["manifest.json"]).hexdigest() != b.digest:
-        raise BundleError(f"{src}/manifest.json changed while it was being read: try again")
-    signed = (src / SIGNATURE_FILE).is_file()
-    if signed:  # carried as it is, so an app with the key can check it (load(trust=...))
-        files[SIGNATURE_FILE] = (src / SIGNATURE_FILE).read_bytes()
-    return dict(b.manifest), b.digest, files, signed
-
-
 def _prove(files: dict[str, bytes]) -> None:
     """Load the model from the very bytes that will be shipped and run its golden rows through the runtime."""
     from skedge.runtime import load
@@ -200,7 +176,7 @@ def package(bundle: str | os.PathLike[str], out: str | os.PathLike[str], *, name
     from ._wheel import _pep440, build_wheel
 
     src = Path(bundle)
-    manifest, digest, files, signed = _verified_files(src, trust)
+    manifest, digest, files, signed = verified_files(src, trust)
     model_name, version = str(manifest.get("name")), str(manifest.get("version"))
     _semver(version, str(src))
     _pep440(version)  # refused before anything is written

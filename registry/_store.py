@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from skedge.runtime import BundleError
-from skedge.runtime._bundle import read_bundle
 from skedge.runtime.registry import (
     REGISTRY_FORMAT,
     SEMVER,
@@ -21,7 +19,7 @@ from skedge.runtime.registry import (
     registry_info,
     versions,
 )
-from skedge.runtime.signing import SIGNATURE_FILE, read_signed, trusted_key, utc_now
+from skedge.runtime.signing import SIGNATURE_FILE, trusted_key, utc_now, verified_files
 
 from ._fs import create_exclusive, fsync_dir, store_tree
 
@@ -76,24 +74,6 @@ class Published:
     signed: bool
 
 
-def _bundle_files(src: Path, trust: bytes | None) -> tuple[dict[str, Any], str, dict[str, bytes], bool]:
-    """(manifest, digest, every file's verified bytes, signed?) of the bundle to publish."""
-    if trust is not None:
-        sb = read_signed(src, trust)  # a registry that requires signatures stores only verified bundles
-        files = dict(sb.data)
-        files[SIGNATURE_FILE] = sb.signature
-        return dict(sb.manifest), sb.digest, files, True
-    b = read_bundle(src, verify_hashes=False)
-    files = {n: b.read(n) for n in sorted(b.files)}  # each checked against the manifest as it is read
-    files["manifest.json"] = (src / "manifest.json").read_bytes()
-    if hashlib.sha256(files["manifest.json"]).hexdigest() != b.digest:
-        raise BundleError(f"{src}/manifest.json changed while it was being published: try again")
-    signed = (src / SIGNATURE_FILE).is_file()
-    if signed:
-        files[SIGNATURE_FILE] = (src / SIGNATURE_FILE).read_bytes()
-    return dict(b.manifest), b.digest, files, signed
-
-
 def publish(bundle: str | os.PathLike[str], reg: str | os.PathLike[str]) -> Published:
     """Store a bundle by its identity and claim its version; the same content twice is a no-op, the same
     version with other content is refused."""
@@ -103,7 +83,8 @@ def publish(bundle: str | os.PathLike[str], reg: str | os.PathLike[str]) -> Publ
     if trust is not None and not (src / SIGNATURE_FILE).is_file():
         raise BundleError(f"{src} is not signed, and {root} accepts only signed bundles: "
                           "skedge sign BUNDLE --key KEY first")
-    manifest, digest, files, signed = _bundle_files(src, trust)
+    # a registry that requires signatures stores only verified bundles
+    manifest, digest, files, signed = verified_files(src, trust)
     name = check_name(str(manifest.get("name")))
     version = str(manifest.get("version"))
     if not SEMVER.fullmatch(version):  # not .match: '$' passes a final newline

@@ -36,7 +36,7 @@ __all__ = [
     "SIGNATURE_FILE", "PAYLOAD_TYPE", "STATEMENT_TYPE", "PREDICATE_TYPE", "SignedBundle", "Envelope",
     "TrustedKey", "trusted_key", "generate_keypair", "load_private_key", "sign_bundle", "read_signed",
     "dsse_sign", "dsse_open", "release_from_version", "state_dir_for", "StateFile", "utc_now", "parse_time",
-    "read_model_signed",
+    "read_model_signed", "verified_files",
 ]
 
 SIGNATURE_FILE = "signature.json"
@@ -507,3 +507,28 @@ def read_model_signed(path: Path, trust: Any, target: str, *, state_dir: str | o
         def accept() -> None:
             state.accept(key, b.release)
     return b, b.data[model_file], accept
+
+
+def verified_files(src: str | os.PathLike[str], trust: Any = None
+                   ) -> tuple[dict[str, Any], str, dict[str, bytes], bool]:
+    """(manifest, identity, every file's checked bytes, signed?) of a bundle directory, for a tool that passes the
+    bundle on (the registry's publish, ``skedge package``): with ``trust`` the signature first, then every file
+    against it; without, every file against the manifest as it is read. Nothing is read again after its check,
+    and a signature.json present is carried as it is, so an app with the key can check it."""
+    from ._bundle import read_bundle
+
+    src = Path(src)
+    if trust is not None:
+        sb = read_signed(src, trust)
+        files = dict(sb.data)
+        files[SIGNATURE_FILE] = sb.signature
+        return dict(sb.manifest), sb.digest, files, True
+    b = read_bundle(src, verify_hashes=False)
+    files = {n: b.read(n) for n in sorted(b.files)}  # each checked against the manifest as it is read
+    files["manifest.json"] = (src / "manifest.json").read_bytes()
+    if hashlib.sha256(files["manifest.json"]).hexdigest() != b.digest:
+        raise BundleError(f"{src}/manifest.json changed while it was being read: try again")
+    signed = (src / SIGNATURE_FILE).is_file()
+    if signed:
+        files[SIGNATURE_FILE] = (src / SIGNATURE_FILE).read_bytes()
+    return dict(b.manifest), b.digest, files, signed
