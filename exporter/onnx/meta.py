@@ -281,9 +281,9 @@ def convert_bagging_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Cont
             if not isinstance(out, dict) or "label_index" not in out:
                 raise ValueError(f"its part 'estimator_{i}' ({type(e).__name__}) gives neither probabilities nor "
                                  "labels skedge converts")
-            hit = g.op1("Equal", [g.op1("Unsqueeze", [out["label_index"].name, g.const(np.array([1]), "ax")],
-                                        "bag_lab"), g.const(np.arange(len(own), dtype=np.int64)[None, :], "bag_k")],
-                        "bag_hit")
+            axis = g.const(np.array([1], dtype=np.int64), "ax")
+            lab = g.op1("Unsqueeze", [out["label_index"].name, axis], "bag_lab")
+            hit = g.op1("Equal", [lab, g.const(np.arange(len(own), dtype=np.int64)[None, :], "bag_k")], "bag_hit")
             p = Var(g.op1("Cast", [hit], "bag_vote", to=DOUBLE), DOUBLE, len(own))
         if len(own) != n_classes:  # proba[:, part.classes_] += ...: a 0/1 matrix places the columns, exactly
             place = np.zeros((len(own), n_classes))
