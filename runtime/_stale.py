@@ -11,6 +11,7 @@ going). A folder without a pid (written by an older skedge) counts as dead after
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -25,8 +26,9 @@ _NO_PID_TTL = 24 * 3600.0
 _PID = re.compile(r"(?:^|[.-])(\d+)-[0-9A-Za-z_]+(?:\.partial)?$")
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this machine (a zombie counts as alive)."""
+def pid_alive(pid: int, *, zombie_is_dead: bool = False) -> bool:
+    """Whether a process with this pid exists on this machine. A zombie (killed, not yet reaped) counts as
+    alive unless ``zombie_is_dead``: a run record asks whether its writer can still write (it cannot)."""
     if pid <= 0:
         return False
     try:
@@ -37,6 +39,9 @@ def pid_alive(pid: int) -> bool:
         return True
     except OSError:
         return True  # unknown: keep the folder
+    if zombie_is_dead:
+        with contextlib.suppress(OSError, IndexError):
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     return True
 
 

@@ -52,6 +52,7 @@ from ._batch import BatchScorer, ModelBytes, scorer_for
 from ._errors import DataError, EngineError, GateError
 from ._files import BATCH_ROWS, find_inputs, iter_chunks
 from ._jobs import Progress, check_keep, scored_chunks
+from ._stale import pid_alive
 
 __all__ = [
     "RUNS_TABLE",
@@ -491,23 +492,10 @@ class RunInfo:
         return self.stored_status == "running" and self.status == "failed"
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):  # a zombie (killed, not yet reaped) is dead too
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
 def _is_dead(row: Any, now: datetime) -> bool:
     if row.status != "running":
         return False
-    if row.host == socket.gethostname() and row.pid is not None and not _pid_alive(int(row.pid)):
+    if row.host == socket.gethostname() and row.pid is not None and not pid_alive(int(row.pid), zombie_is_dead=True):
         return True
     beat = row.heartbeat_at or row.started_at
     return beat is None or now - beat > STALE_AFTER
