@@ -14,12 +14,13 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper, numpy_helper
 
-__all__ = ["Var", "Graph", "DOUBLE", "FLOAT", "STRING", "INT64", "BOOL", "OPSETS"]
+__all__ = ["Var", "Graph", "DOUBLE", "FLOAT", "STRING", "INT32", "INT64", "BOOL", "OPSETS"]
 
 DOUBLE = TensorProto.DOUBLE
 FLOAT = TensorProto.FLOAT
 STRING = TensorProto.STRING
 INT64 = TensorProto.INT64
+INT32 = TensorProto.INT32
 BOOL = TensorProto.BOOL
 # Pinned: opset 21 is the first where Equal/Where take strings in onnxruntime;
 # ai.onnx.ml 3 is the first with double thresholds for trees (DESIGN.md).

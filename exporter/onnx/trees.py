@@ -6,7 +6,10 @@ thresholds, drop the missing-value routing and let ties fall where they may
 regressors with double thresholds (``nodes_values_as_tensor``) and double leaf
 weights, summed by onnxruntime in double; random forests, extra trees and single
 trees (sklearn casts their input to float32) take the faster, exact leaf-number
-layout instead (``_leaf_sum``):
+layout instead (``_leaf_sum``), unless they are classifiers with pure leaves small
+enough for one node, whose whole-number sums are exact in any order (``_leaf_layout``).
+Every node is turned so that its busier child is the one onnxruntime stores next to
+it (``Ensemble._node_attributes``):
 
 * sklearn's own trees compare ``float32(x) <= threshold`` in double, so the
   input is cast to float32 (and back, for double thresholds); HistGradientBoosting
@@ -25,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._sklearn_trees import hgb_trees
-from ._builder import DOUBLE, FLOAT, INT64, Graph, Var
+from ._builder import DOUBLE, FLOAT, INT32, INT64, Graph, Var
 from ._context import Context
 
 __all__ = [
@@ -60,16 +63,20 @@ class Ensemble:
     t_nodeids: list[int] = field(default_factory=list)
     t_ids: list[int] = field(default_factory=list)
     t_weights: list[float] = field(default_factory=list)
+    flipped: list[bool] = field(default_factory=list)
     n_trees: int = 0
 
     def add_tree(self, left: np.ndarray, right: np.ndarray, feature: np.ndarray, threshold: np.ndarray,
-                 missing_left: np.ndarray, leaf_weights: dict[int, list[tuple[int, float]]]) -> None:
-        """``leaf_weights[node] = [(target, weight), ...]`` for every leaf."""
+                 missing_left: np.ndarray, leaf_weights: dict[int, list[tuple[int, float]]],
+                 hot: np.ndarray | None = None) -> None:
+        """``leaf_weights[node] = [(target, weight), ...]`` for every leaf; ``hot[node]``, when given, the
+        training rows that reached each node (``tree_.n_node_samples``): see ``_node_attributes``."""
         tid = self.n_trees
         self.n_trees += 1
         for node in range(len(left)):
             self.treeids.append(tid)
             self.nodeids.append(node)
+            self.flipped.append(hot is not None and left[node] != -1 and hot[left[node]] > hot[right[node]])
             if left[node] == -1:
                 self.featureids.append(0)
                 self.modes.append("LEAF")
@@ -90,15 +97,45 @@ class Ensemble:
                 self.false_ids.append(int(right[node]))
                 self.missing_true.append(int(bool(missing_left[node])))
 
+    def _node_attributes(self, width: int, floats: bool, hint: str) -> dict[str, Any]:
+        """The node attributes, with every flipped node turned around.
+
+        onnxruntime stores a node's false branch right after it and reaches the true branch through a
+        pointer; a walk down the false branches reads memory in order. A flipped node is one whose left
+        (``x <= t``) child took more training rows: it tests ``-x <= t'`` on the negated copy of its feature
+        (column ``width + f`` of ``[x, -x]``, ``signed_input``), where ``t'`` is the largest value below
+        ``-t`` in the thresholds' type, so its true branch is sklearn's right child and its false branch
+        the busier left one. ``x > t`` is ``-x < -t`` is ``-x <= t'`` exactly, for every float including
+        ±0 and ±inf; NaN fails every comparison, so its track is the opposite one. (The forest of
+        bench/bench_runtime.py: the tree kernel took 101 ms for 8,192 rows against 128 ms unflipped.)
+        """
+        flip = np.asarray(self.flipped, dtype=bool)
+        values = _down_to_float32(self.values) if floats else np.asarray(self.values, dtype=np.float64)
+        values[flip] = np.nextafter(-values[flip], values.dtype.type(-np.inf))
+        feature = np.asarray(self.featureids, dtype=np.int64) + np.where(flip, width, 0)
+        true_ids, false_ids = np.asarray(self.true_ids), np.asarray(self.false_ids)
+        missing = np.asarray(self.missing_true)
+        return dict(
+            nodes_featureids=feature.tolist(),
+            nodes_truenodeids=np.where(flip, false_ids, true_ids).tolist(),
+            nodes_falsenodeids=np.where(flip, true_ids, false_ids).tolist(),
+            nodes_missing_value_tracks_true=np.where(flip, 1 - missing, missing).tolist(),
+            **({"nodes_values": values.tolist()} if floats else
+               {"nodes_values_as_tensor": _tensor(values.tolist(), f"{hint}_thresholds")}),
+        )
+
+    def _input(self, g: Graph, x: Var, signed: Var | None) -> Var:
+        if not any(self.flipped):
+            return x
+        return signed if signed is not None else signed_input(g, x)
+
     def emit(self, g: Graph, x: Var, hint: str) -> Var:
         """[N, n_targets] double: the sum over trees of the leaf weights."""
         y = g.op1(
-            "TreeEnsembleRegressor", [x.name], hint, domain="ai.onnx.ml",
+            "TreeEnsembleRegressor", [self._input(g, x, None).name], hint, domain="ai.onnx.ml",
             n_targets=self.n_targets, aggregate_function="SUM", post_transform="NONE",
-            nodes_treeids=self.treeids, nodes_nodeids=self.nodeids, nodes_featureids=self.featureids,
-            nodes_modes=self.modes, nodes_truenodeids=self.true_ids, nodes_falsenodeids=self.false_ids,
-            nodes_missing_value_tracks_true=self.missing_true,
-            nodes_values_as_tensor=_tensor(self.values, f"{hint}_thresholds"),
+            nodes_treeids=self.treeids, nodes_nodeids=self.nodeids, nodes_modes=self.modes,
+            **self._node_attributes(x.width, False, hint),
             target_treeids=self.t_treeids, target_nodeids=self.t_nodeids, target_ids=self.t_ids,
             target_weights_as_tensor=_tensor(self.t_weights, f"{hint}_weights"),
         )
@@ -107,28 +144,32 @@ class Ensemble:
                "within 1e-5 absolute up to 1 and 1e-5 relative above (float32 keeps 6e-8 relative)")
         return g.cast(Var(y, FLOAT, self.n_targets), DOUBLE, f"{hint}_double")
 
-    def emit_leaf_numbers(self, g: Graph, x: Var, hint: str) -> Var:
+    def emit_leaf_numbers(self, g: Graph, x: Var, hint: str, signed: Var | None = None) -> Var:
         """[N, n_trees] float: the number of the leaf each row reaches in each tree (``_leaf_sum``).
 
         Each tree's leaves weigh their own number into the tree's own target, so every sum onnxruntime forms
         is one integer below 2**24: exact in float32. A float32 ``x`` compares with float32 thresholds, each
         the largest float32 not above sklearn's double threshold: ``x <= t32`` holds exactly where
-        ``x <= t`` does, and float32 nodes are smaller and faster than double ones.
+        ``x <= t`` does, and float32 nodes are smaller and faster than double ones. ``signed``: the
+        ``[x, -x]`` matrix when the caller shares one among several ensembles.
         """
         floats = x.dtype == FLOAT
-        values = _down_to_float32(self.values).tolist() if floats else _tensor(self.values, f"{hint}_thresholds")
         weights = self.t_weights if floats else _tensor(self.t_weights, f"{hint}_leaves")
         y = g.op1(
-            "TreeEnsembleRegressor", [x.name], hint, domain="ai.onnx.ml",
+            "TreeEnsembleRegressor", [self._input(g, x, signed).name], hint, domain="ai.onnx.ml",
             n_targets=self.n_targets, aggregate_function="SUM", post_transform="NONE",
-            nodes_treeids=self.treeids, nodes_nodeids=self.nodeids, nodes_featureids=self.featureids,
-            nodes_modes=self.modes, nodes_truenodeids=self.true_ids, nodes_falsenodeids=self.false_ids,
-            nodes_missing_value_tracks_true=self.missing_true,
+            nodes_treeids=self.treeids, nodes_nodeids=self.nodeids, nodes_modes=self.modes,
+            **self._node_attributes(x.width, floats, hint),
             target_treeids=self.t_treeids, target_nodeids=self.t_nodeids, target_ids=self.t_ids,
-            **({"nodes_values": values, "target_weights": weights} if floats else
-               {"nodes_values_as_tensor": values, "target_weights_as_tensor": weights}),
+            **({"target_weights": weights} if floats else {"target_weights_as_tensor": weights}),
         )
         return Var(y, FLOAT, self.n_targets)
+
+
+def signed_input(g: Graph, x: Var) -> Var:
+    """``[x, -x]``: the columns flipped nodes test (``Ensemble._node_attributes``); negation is exact."""
+    neg = g.op1("Neg", [x.name], "tree_in_neg")
+    return Var(g.op1("Concat", [x.name, neg], "tree_in_signed", axis=1), x.dtype, 2 * x.width)
 
 
 def _down_to_float32(values: list[float]) -> np.ndarray:
@@ -156,6 +197,11 @@ def _sk_tree_arrays(tree: Any) -> tuple[np.ndarray, ...]:
     return t.children_left, t.children_right, t.feature, t.threshold, np.asarray(missing)
 
 
+def _hot(tree: Any) -> np.ndarray:
+    """The training rows that reached each node: which child a walk most often takes (``Ensemble.add_tree``)."""
+    return np.asarray(tree.tree_.n_node_samples)
+
+
 def _check_single_output(est: Any) -> None:
     if getattr(est, "n_outputs_", 1) != 1:
         raise ValueError("multi-output trees are not supported")
@@ -175,21 +221,38 @@ def _double_of_float32(g: Graph, x: Var | list[Var]) -> Var:
 # The leaf-number layout puts at most this many nodes in one TreeEnsembleRegressor. onnxruntime walks all the
 # trees of a node for one row before the next row: with 100 trees of 2,600 nodes in one node every row missed
 # the cache (bench/bench_runtime.py forest: the tree kernel took 5.2 s of 5.6 s for 100,000 rows on one
-# thread); in groups of 16,384 nodes (~400 KB, a core's L2 is 2 MiB here) the trees took 0.3 s of 3.1 s, the
-# rest being the gather and the ordered sum. Smaller groups cost one-row latency (a node each: 100 groups of
-# one tree took 93 µs a row against 47 µs for groups of 16,384 nodes and 35 µs for one ensemble).
-# An ensemble that fits in one group keeps the one-node layout: cheaper there (penguins, 2,966 nodes: 1.2 s
-# against 3.8 s for 100,000 rows on one thread).
+# thread); in groups of 16,384 nodes (~400 KB, a core's L2 is 2 MiB here) the trees took 0.3 s of 3.1 s.
+# Smaller groups cost one-row latency (a node each: 100 groups of one tree took 93 µs a row against 47 µs for
+# groups of 16,384 nodes and 35 µs for one ensemble).
 GROUP_NODES = 16_384
 # leaf numbers are float32 sums of one integer: exact below 2**24
 _MAX_LEAVES = 2**24
 
 
-def _leaf_layout(trees: list[Any], exact: bool = False) -> bool:
-    """Whether ``_leaf_sum`` is the layout for these trees: more nodes than one group (or ``exact``: a part of a
-    meta-estimator), fewer than 2**24 leaves."""
+def _whole_leaves(trees: list[Any], n_classes: int) -> bool:
+    """Whether every class fraction of every leaf is 0 or 1 (pure leaves: sklearn's forests by default).
+
+    Then every sum of leaves is a whole number below 2**24, which float32 holds exactly and which no order of
+    addition changes: the one-node layout's float32 output is sklearn's sum bit for bit, on one thread or
+    many (onnxruntime splits large batches across threads and adds the parts in another order).
+    """
+    if sum(int(t.tree_.node_count) for t in trees) * n_classes >= _MAX_LEAVES:
+        return False
+    for t in trees:
+        v = np.asarray(t.tree_.value[t.tree_.children_left == -1, 0, :n_classes], dtype=np.float64)
+        if not np.all((v == 0.0) | (v == 1.0)):
+            return False
+    return True
+
+
+def _leaf_layout(trees: list[Any], exact: bool = False, n_classes: int = 0) -> bool:
+    """Whether ``_leaf_sum`` is the layout for these trees: always, unless the one-node layout is exact too
+    (a classifier with pure leaves in no more than one group of nodes, and not a part of a meta-estimator,
+    ``exact``, whose sums other parts are compared with) or there are 2**24 leaves or more."""
     nodes = sum(int(t.tree_.node_count) for t in trees)
-    return (exact or nodes > GROUP_NODES) and nodes < _MAX_LEAVES
+    if nodes >= _MAX_LEAVES:
+        return False
+    return exact or nodes > GROUP_NODES or not (n_classes and _whole_leaves(trees, n_classes))
 
 
 def _leaf_sum(g: Graph, trees: list[Any], leaf_values: Callable[[Any, np.ndarray], np.ndarray], width: int,
@@ -199,6 +262,9 @@ def _leaf_sum(g: Graph, trees: list[Any], leaf_values: Callable[[Any, np.ndarray
     double table, and the trees added one after the other in double by CumSum, in sklearn's order.
 
     ``leaf_values(tree, leaves)`` is the ``[len(leaves), width]`` table of one tree's leaves (node ids).
+    The leaf numbers are turned tree-major (``[trees, N]``) before the gather, so each tree's slice of the
+    table stays in cache while all rows read it, and CumSum adds whole ``[N, width]`` planes (the forest of
+    bench/bench_runtime.py, 8,192 rows: gather 14 ms against 30 ms row-major); int32 indices, half the bytes.
     """
     groups: list[Ensemble] = []
     tables: list[np.ndarray] = []
@@ -213,22 +279,24 @@ def _leaf_sum(g: Graph, trees: list[Any], leaf_values: Callable[[Any, np.ndarray
         first = offsets[-1] + len(tables[-1]) if tables else 0
         # a leaf's number in the whole forest, so the numbers index the table as they come out
         ens.add_tree(left, right, feat, thr, miss,
-                     {int(n): [(local, float(first + i))] for i, n in enumerate(leaves)})
+                     {int(n): [(local, float(first + i))] for i, n in enumerate(leaves)}, _hot(tree))
         ens.n_targets = ens.n_trees
         offsets.append(first)
         tables.append(np.asarray(leaf_values(tree, leaves), dtype=np.float64).reshape(len(leaves), width))
-    numbers = [ens.emit_leaf_numbers(g, x, f"{hint}_leaves") for ens in groups]
+    signed = signed_input(g, x) if any(any(e.flipped) for e in groups) else None
+    numbers = [ens.emit_leaf_numbers(g, x, f"{hint}_leaves", signed) for ens in groups]
     found = g.op1("Concat", [v.name for v in numbers], f"{hint}_leaf_no", axis=1) if len(numbers) > 1 \
         else numbers[0].name
-    index = g.op1("Cast", [found], f"{hint}_leaf_index", to=INT64)
+    by_tree = g.op1("Transpose", [found], f"{hint}_leaf_no_t", perm=[1, 0])
+    index = g.op1("Cast", [by_tree], f"{hint}_leaf_index", to=INT32)
     picked = g.op1("Gather", [g.const(np.concatenate(tables), f"{hint}_leaf_values"), index], f"{hint}_picked",
-                   axis=0)  # [N, trees, width]
+                   axis=0)  # [trees, N, width]
     last = g.const(np.asarray(len(trees) - 1, dtype=np.int64), f"{hint}_last")
     if len(trees) > 1:  # CumSum adds tree t to the sum of trees 0..t-1: sklearn's `all_proba += proba`
-        picked = g.op1("CumSum", [picked, g.const(np.asarray(1, dtype=np.int64), "axis1_scalar")], f"{hint}_cumsum")
+        picked = g.op1("CumSum", [picked, g.const(np.asarray(0, dtype=np.int64), "axis0_scalar")], f"{hint}_cumsum")
     g.note("forests and single trees: leaves found with float32 thresholds (exact for float32 input) and their "
            "values summed in double in sklearn's order: the same bits as sklearn's predict_proba/predict")
-    return Var(g.op1("Gather", [picked, last], f"{hint}_total", axis=1), DOUBLE, width)
+    return Var(g.op1("Gather", [picked, last], f"{hint}_total", axis=0), DOUBLE, width)
 
 
 def _proportions(value: np.ndarray, n_classes: int) -> np.ndarray:
@@ -250,7 +318,7 @@ def _classifier_ensemble(trees: list[Any], n_classes: int) -> Ensemble:
         values = tree.tree_.value[:, 0, :]
         leaves = {int(n): [(k, float(w)) for k, w in enumerate(_proportions(values[n], n_classes))]
                   for n in np.where(left == -1)[0]}
-        ens.add_tree(left, right, feat, thr, miss, leaves)
+        ens.add_tree(left, right, feat, thr, miss, leaves, _hot(tree))
     return ens
 
 
@@ -267,7 +335,7 @@ def _regressor_ensemble(trees: list[Any], scale: float = 1.0, target: int = 0, e
         leaves = {int(n): [(target + o, float(scale * values[n, o]) if scale != 1.0 else float(values[n, o]))
                            for o in range(values.shape[1])]
                   for n in np.where(left == -1)[0]}
-        ens.add_tree(left, right, feat, thr, miss, leaves)
+        ens.add_tree(left, right, feat, thr, miss, leaves, _hot(tree))
     return ens
 
 
@@ -292,7 +360,7 @@ def _forest_classifier(g: Graph, trees: list[Any], n_classes: int, x: Var | list
         values = tree.tree_.value[:, 0, :]
         return np.stack([_proportions(values[n], n_classes) for n in leaves])
 
-    if _leaf_layout(trees, exact):
+    if _leaf_layout(trees, exact, n_classes):
         total = _leaf_sum(g, trees, proportions, n_classes, _float32_input(g, x), f"{hint}_sum")
     else:
         total = _classifier_ensemble(trees, n_classes).emit(g, _double_of_float32(g, x), f"{hint}_sum")
@@ -406,7 +474,7 @@ def convert_isolation_forest(g: Graph, est: Any, x: Var | list[Var], ctx: Contex
         depth = np.asarray(est._decision_path_lengths[i], dtype=np.float64)
         avg = np.asarray(est._average_path_length_per_tree[i], dtype=np.float64)
         leaves = {int(n): [(0, float(depth[n] + avg[n] - 1.0))] for n in np.where(left == -1)[0]}
-        ens.add_tree(left, right, feat, thr, miss, leaves)
+        ens.add_tree(left, right, feat, thr, miss, leaves, _hot(tree))
     depths = ens.emit(g, xin, "if_depths")
     denom = float(len(est.estimators_) * _average_path_length([est._max_samples])[0])
     if denom == 0:

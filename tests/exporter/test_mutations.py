@@ -53,6 +53,14 @@ def hgb_nan() -> tuple[Any, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
+def forest_nan() -> tuple[Any, pd.DataFrame]:
+    """A forest that saw NaN (no imputer): its nodes route missing values as training learned."""
+    df, y = _data(seed=4)
+    df.loc[np.random.default_rng(5).random(len(df)) < 0.2, "a"] = np.nan
+    return RandomForestClassifier(n_estimators=6, max_depth=6, random_state=0).fit(df, y), df
+
+
+@pytest.fixture(scope="module")
 def scaled_boosting() -> tuple[Any, pd.DataFrame]:
     df, y = _data(seed=3)
     target = df["a"] * 10 + df["b"] * 3 + y
@@ -69,7 +77,7 @@ def _refused(model: tuple[Any, pd.DataFrame], target: str, tmp_path: Path) -> No
     assert not (tmp_path / "mutant").exists()  # nothing written
 
 
-@pytest.mark.parametrize("model", ["forest", "hgb_nan", "scaled_boosting"])
+@pytest.mark.parametrize("model", ["forest", "forest_nan", "hgb_nan", "scaled_boosting"])
 def test_unbroken_converters_pass(model: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     pipe, df = request.getfixturevalue(model)
     path = export(pipe, df, tmp_path, name="control", targets=["onnx", "coreml"])
@@ -81,10 +89,10 @@ def _onnx_add_tree(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
     original = onnx_trees.Ensemble.add_tree
 
     def add_tree(self: Any, left: Any, right: Any, feature: Any, threshold: Any, missing_left: Any,
-                 leaf_weights: Any) -> None:
+                 leaf_weights: Any, hot: Any = None) -> None:
         start = len(self.modes)
         threshold, missing_left = change(np.asarray(threshold, dtype=np.float64), np.asarray(missing_left))
-        original(self, left, right, feature, threshold, missing_left, leaf_weights)
+        original(self, left, right, feature, threshold, missing_left, leaf_weights, hot)
         if change is _lt:
             self.modes[start:] = ["BRANCH_LT" if m == "BRANCH_LEQ" else m for m in self.modes[start:]]
 
@@ -114,6 +122,44 @@ def test_onnx_threshold_one_ulp_down(hgb_nan: Any, monkeypatch: pytest.MonkeyPat
 def test_onnx_missing_routing_dropped(hgb_nan: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     _onnx_add_tree(monkeypatch, lambda t, m: (t, np.zeros_like(m)))
     _refused(hgb_nan, "onnx", tmp_path)
+
+
+def _onnx_flipped(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    """Break only the nodes turned around for speed (``Ensemble._node_attributes``)."""
+    original = onnx_trees.Ensemble._node_attributes
+
+    def attributes(self: Any, width: int, floats: bool, hint: str) -> dict[str, Any]:
+        attrs = original(self, width, floats, hint)
+        flip = np.asarray(self.flipped, dtype=bool)
+        assert flip.any(), "the mutation needs flipped nodes to break"
+        change(attrs, flip)
+        return attrs
+
+    monkeypatch.setattr(onnx_trees.Ensemble, "_node_attributes", attributes)
+
+
+def _flipped_threshold_not_stepped_down(attrs: dict[str, Any], flip: np.ndarray) -> None:
+    # -x <= -t instead of -x <= nextbelow(-t): a row exactly on the threshold goes right instead of left
+    v = np.asarray(attrs["nodes_values"], dtype=np.float32)
+    v[flip] = np.nextafter(v[flip], np.float32(np.inf))
+    attrs["nodes_values"] = v.tolist()
+
+
+def _flipped_missing_track_kept(attrs: dict[str, Any], flip: np.ndarray) -> None:
+    m = np.asarray(attrs["nodes_missing_value_tracks_true"])
+    attrs["nodes_missing_value_tracks_true"] = np.where(flip, 1 - m, m).tolist()  # undo the inversion
+
+
+def test_onnx_flipped_threshold_not_stepped_down(forest: Any, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    _onnx_flipped(monkeypatch, _flipped_threshold_not_stepped_down)
+    _refused(forest, "onnx", tmp_path)
+
+
+def test_onnx_flipped_missing_track_not_inverted(forest_nan: Any, monkeypatch: pytest.MonkeyPatch,
+                                                 tmp_path: Path) -> None:
+    _onnx_flipped(monkeypatch, _flipped_missing_track_kept)
+    _refused(forest_nan, "onnx", tmp_path)
 
 
 def test_onnx_class_order_swapped(forest: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

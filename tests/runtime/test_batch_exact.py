@@ -180,3 +180,105 @@ def test_leaf_layout_without_the_float32_cast_is_refused(forest: Any, tmp_path: 
     # double input: the ensembles compare x itself with the double thresholds, not float32(x) as sklearn does
     monkeypatch.setattr(onnx_trees, "_float32_input", lambda g, x: g.matrix(x, "tree_in"))
     _refused(forest[0], tmp_path, monkeypatch)
+
+
+# -- the layout's speed-ups keep sklearn's bits -------------------------------------------------------------
+
+def _threshold_rows(est: Any, base: pd.DataFrame, nullable: set[str]) -> pd.DataFrame:
+    """Rows that sit on every split: float32(t) rounded down and its two float32 neighbours, plus the values
+    where a turned-around node (``-x <= nextbelow(-t)``) could differ from ``x <= t``: ±0, subnormals, the
+    float32 extremes, NaN (where the field takes it; the runtime refuses ±inf)."""
+    from skedge.exporter.onnx.trees import _down_to_float32, tree_thresholds
+
+    names = list(base.columns)
+    out = []
+    for i, (f, t) in enumerate(tree_thresholds(est)):
+        t32 = _down_to_float32([t])[0]
+        for v in (t32, np.nextafter(t32, np.float32(np.inf)), np.nextafter(t32, np.float32(-np.inf))):
+            if not np.isfinite(v):  # a split of missing against present values has t = inf
+                continue
+            row = base.iloc[i % len(base)].copy()
+            row[names[f]] = float(v)
+            out.append(row)
+    for j, name in enumerate(names):
+        extremes = (0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38)
+        for v in extremes + ((np.nan,) if name in nullable else ()):
+            row = base.iloc[j % len(base)].copy()
+            row[name] = v
+            out.append(row)
+    return pd.DataFrame(out).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("fixture", ["forest", "binary_forest", "regressor"])
+def test_turned_nodes_answer_like_sklearn_on_every_split(fixture: str, request: pytest.FixtureRequest) -> None:
+    est, path, test = request.getfixturevalue(fixture)
+    ops = [n.op_type for n in onnx.load(path / "model.onnx").graph.node]
+    assert "Neg" in ops, "no node was turned around: the test would prove nothing"
+    model = load(path)
+    rows = _threshold_rows(est, test.iloc[:50], {f.name for f in model.schema.features if f.nullable})
+    assert len(rows) > 500
+    if hasattr(est, "predict_proba"):
+        assert np.array_equal(_bits(model.predict_proba(rows)), _bits(_sklearn(est, rows, "predict_proba")))
+        assert (model.predict(rows) == _sklearn(est, rows, "predict")).all()
+    else:
+        assert np.array_equal(_bits(model.predict(rows)), _bits(_sklearn(est, rows, "predict")))
+
+
+def test_one_ensemble_only_where_its_sums_are_whole_numbers(tmp_path: Path) -> None:
+    """A small pure-leaf forest keeps the one-node layout: its float32 sums are whole numbers, the same bits
+    whatever order onnxruntime adds them in, on one thread or two. A small forest with mixed leaves takes the
+    exact leaf layout (its float32 sums would round)."""
+    import onnxruntime as ort
+    from sklearn.ensemble import RandomForestClassifier
+
+    X, y = _data(800, 6)
+    test, _ = _data(6000, 7)
+    pure = RandomForestClassifier(n_estimators=12, random_state=0).fit(X, y)
+    mixed = RandomForestClassifier(n_estimators=12, min_samples_leaf=4, random_state=0).fit(X, y)
+    assert {float(v) for t in pure.estimators_ for v in t.tree_.value[t.tree_.children_left == -1].ravel()} \
+        <= {0.0, 1.0}
+    for est, one_node in ((pure, True), (mixed, False)):
+        path = export(est, X.sample(200, random_state=1), tmp_path, name=f"rf{int(one_node)}", targets=("onnx",))
+        ops = [n.op_type for n in onnx.load(path / "model.onnx").graph.node]
+        assert (ops.count("TreeEnsembleRegressor") == 1 and "CumSum" not in ops) is one_node, ops
+        want = _sklearn(est, test, "predict_proba")
+        assert np.array_equal(_bits(load(path).predict_proba(test)), _bits(want))
+        model = load(path)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 2  # onnxruntime splits the trees across threads and adds the parts
+        session = ort.InferenceSession(str(path / "model.onnx"), opts, providers=["CPUExecutionProvider"])
+        feeds, _, _ = model._plan.feeds(test)
+        got = session.run([model._outputs["probabilities"]], feeds)[0]
+        assert np.array_equal(_bits(got), _bits(want))
+
+
+def test_one_hot_strings_by_label_encoder_answer_like_sklearn(tmp_path: Path) -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    X, y = _data(1500, 8)
+    rng = np.random.default_rng(9)
+    colors = np.array(["red", "green", "blue", "", " ", "Zoë"], dtype=object)
+
+    def with_color(frame: pd.DataFrame, extra: list[Any]) -> pd.DataFrame:
+        c = rng.choice(np.array(list(colors) + extra, dtype=object), len(frame))
+        return frame.assign(color=pd.Series(c, dtype=object).where(pd.notna(c), np.nan))
+
+    X = with_color(X, [None])
+    pipe = Pipeline([("ct", ColumnTransformer([("oh", OneHotEncoder(handle_unknown="ignore"), ["color"])],
+                                              remainder="passthrough", sparse_threshold=0.0)),
+                     ("rf", RandomForestClassifier(n_estimators=10, min_samples_leaf=3, random_state=0))])
+    pipe.fit(X, y)
+    path = export(pipe, X.sample(200, random_state=1), tmp_path, name="colors", targets=("onnx",))
+    ops = [n.op_type for n in onnx.load(path / "model.onnx").graph.node]
+    assert "LabelEncoder" in ops, ops
+    test = with_color(_data(4000, 10)[0], [None, "never-seen", "RED", "\uffff "])
+    want = _sklearn(pipe, test, "predict_proba")
+    model = load(path)
+    assert np.array_equal(_bits(model.predict_proba(test)), _bits(want))
+    text = test.assign(color=test["color"].astype("str"))  # pandas' text dtype: the factorized feed
+    assert np.array_equal(_bits(model.predict_proba(text)), _bits(want))
+    assert np.array_equal(_bits(np.stack([model.predict_proba(r) for r in _rows(test.iloc[:300])])),
+                          _bits(want[:300]))

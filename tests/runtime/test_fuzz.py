@@ -223,7 +223,21 @@ def _forms(rows: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         cols = {n: [r[n] for r in rows] for n in names}
         forms["columns"] = cols
         forms["frame"] = pd.DataFrame({n: pd.Series(cols[n], dtype=object) for n in names})
+        # pandas' text dtype where every value is text or missing (the runtime factorizes those columns)
+        forms["text frame"] = pd.DataFrame({n: pd.Series(cols[n], dtype="str" if _all_text(cols[n]) else object)
+                                            for n in names})
     return forms
+
+
+def _all_text(values: list[Any]) -> bool:
+    """Every value a str (that UTF-8 can store: pandas' text dtype cannot hold lone surrogates) or missing."""
+    def text(v: Any) -> bool:
+        try:
+            return isinstance(v, str) and bool(v.encode("utf-8") or True)
+        except UnicodeEncodeError:
+            return False
+    return any(isinstance(v, str) for v in values) and all(
+        text(v) or v is None or (isinstance(v, float) and v != v) for v in values)
 
 
 def _batch_case(model: Model, ref: Reference, rows: list[dict[str, Any]]) -> None:

@@ -104,6 +104,39 @@ def test_each_value_answers_as_sklearn_does(fitted: tuple[Pipeline, Path], value
     np.testing.assert_allclose(model.predict_proba(frame), _sk(pipe, rows), rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("dtype", ["str", "string", "string[pyarrow]", "string[python]"])
+def test_text_dtype_frames_answer_like_sklearn(fitted: tuple[Pipeline, Path], dtype: str) -> None:
+    """pandas' text columns are factorized (each distinct value decided once): the same answers as rows."""
+    pipe, bundle = fitted
+    model = load(bundle)
+    values: list[Any] = ["", " ", "red", "Zoë", "never-seen", "\t", None, "green", np.nan, "red"] * 30
+    rows = [{"x": 0.1 * i, "z": -0.2, "color": v} for i, v in enumerate(values)]
+    frame = pd.DataFrame(rows).astype({"color": dtype})
+    assert type(frame["color"].dtype).__name__ == "StringDtype"
+    before = model.unseen_categories.get("color", 0)
+    np.testing.assert_allclose(model.predict_proba(frame), _sk(pipe, rows), rtol=0, atol=1e-9)
+    assert model.unseen_categories["color"] - before == 2 * 30  # "never-seen" and "\t" each time they come
+    assert list(model.predict(frame)) == list(_sk(pipe, rows, "predict"))
+
+
+def test_text_dtype_frames_name_the_row_of_a_bad_value(fitted: tuple[Pipeline, Path]) -> None:
+    _, bundle = fitted
+    model = load(bundle)
+    frame = pd.DataFrame({"x": [0.1] * 5, "z": [0.0] * 5, "color": ["red", "", None, MISSING_CATEGORY, "blue"]})
+    frame = frame.astype({"color": "str"})
+    with pytest.raises(SchemaError, match="row 3, field 'color': got '\\\\uffff', the value skedge feeds"):
+        model.predict(frame)
+    from skedge.runtime import Feature, Schema
+    from skedge.runtime._schema import InputPlan
+
+    plan = InputPlan(Schema(features=(Feature("c", "category", nullable=False, categories=("a",)),),
+                            task="classification"))
+    with pytest.raises(SchemaError, match="row 2, field 'c': expected a string, got a missing value"):
+        plan.feeds(pd.DataFrame({"c": pd.Series(["a", "b", None], dtype="str")}))
+    feeds, _, _ = plan.feeds(pd.DataFrame({"c": pd.Series(["a", "", "b"], dtype="str")}))
+    assert feeds["c"][:, 0].tolist() == ["a", "", "b"]
+
+
 def test_empty_string_and_missing_get_different_answers(fitted: tuple[Pipeline, Path]) -> None:
     """The case of issue 11.4: sklearn answers "" and missing differently, so the runtime must too."""
     pipe, bundle = fitted
