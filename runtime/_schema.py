@@ -19,7 +19,7 @@ import math
 import reprlib
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -224,6 +224,16 @@ def _utf8(value: str) -> bool:
     return True
 
 
+def _tuple_getter(names: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """``row -> tuple(row[n] for n in names)`` in C (itemgetter of one name returns the value, not a tuple)."""
+    if len(names) == 1:
+        only = names[0]
+        return lambda row: (row[only],)
+    if not names:
+        return lambda row: ()
+    return itemgetter(*names)
+
+
 class _Buffers(threading.local):
     """One thread's reusable one-row feeds: a float64 buffer and an object buffer, with a ``[1, 1]`` view
     per feature. Thread-local, so concurrent callers never share them; reused, so a row costs two slice
@@ -269,6 +279,7 @@ class InputPlan:
         # a field with no known categories (a bare model) never takes the fast path: it must count
         self._cat_known = tuple(frozenset(f.categories or ()) for f in cats)
         self._getters = tuple((name, itemgetter(name)) for name in self.names)
+        self._pick_nums, self._pick_cats = _tuple_getter(self._num_names), _tuple_getter(self._cat_names)
         self._buffers = _Buffers(self)
 
     # -- entry points ----------------------------------------------------
@@ -299,23 +310,25 @@ class InputPlan:
         """
         if type(row) is not dict or len(row) != self._n:
             return None
-        try:
-            nums = [row[k] for k in self._num_names]
-            cats = [row[k] for k in self._cat_names]
+        try:  # (itemgetters and a local limit: this path is a quarter of a small model's one-row time)
+            nums = self._pick_nums(row)
+            cats = self._pick_cats(row)
         except KeyError:
             return None
-        for v, code in zip(nums, self._num_codes, strict=True):
+        lim = F32_LIMIT
+        for v, code in zip(nums, self._num_codes):
             t = type(v)
             if t is float:
-                # false for NaN, ±inf and beyond float32: one chained comparison rejects all three
-                if not -F32_LIMIT < v < F32_LIMIT or (code == _INTEGER and not v.is_integer()) or code == _BOOLEAN:
+                # false for NaN, ±inf and beyond float32: one chained comparison rejects all three;
+                # code 0 (_NUMBER) takes any finite float, _INTEGER a whole one, _BOOLEAN none
+                if not -lim < v < lim or code and (code == _BOOLEAN or not v.is_integer()):
                     return None
             elif t is int:
-                if code == _BOOLEAN or not -F32_LIMIT < v < F32_LIMIT:
+                if code == _BOOLEAN or not -lim < v < lim:
                     return None
             elif t is not bool or code != _BOOLEAN:
                 return None
-        for s, known in zip(cats, self._cat_known, strict=True):
+        for s, known in zip(cats, self._cat_known):
             if type(s) is not str or s not in known:
                 return None
         b = self._buffers
