@@ -98,7 +98,7 @@ def test_large_forests_take_the_leaf_layout(forest: Any, regressor: Any, penguin
     for _, path, _ in (forest, regressor):
         ops = [n.op_type for n in onnx.load(path / "model.onnx").graph.node]
         assert ops.count("TreeEnsembleRegressor") > 1 and "CumSum" in ops, ops
-    # the example's forest (2,966 nodes) fits one group: one ensemble, no gather
+    # the example's forest (2,966 nodes, pure leaves: whole-number sums) keeps one ensemble, no gather
     ops = [n.op_type for n in onnx.load(penguins_bundle / "model.onnx").graph.node]
     assert ops.count("TreeEnsembleRegressor") == 1 and "CumSum" not in ops
 
