@@ -316,7 +316,7 @@ class InputPlan:
         except KeyError:
             return None
         lim = F32_LIMIT
-        for v, code in zip(nums, self._num_codes):
+        for v, code in zip(nums, self._num_codes, strict=True):
             t = type(v)
             if t is float:
                 # false for NaN, ±inf and beyond float32: one chained comparison rejects all three;
@@ -328,7 +328,7 @@ class InputPlan:
                     return None
             elif t is not bool or code != _BOOLEAN:
                 return None
-        for s, known in zip(cats, self._cat_known):
+        for s, known in zip(cats, self._cat_known, strict=True):
             if type(s) is not str or s not in known:
                 return None
         b = self._buffers
