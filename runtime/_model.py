@@ -388,11 +388,7 @@ class Model:
         """
         feeds = self._plan.fast_one(rows)
         if feeds is not None:
-            try:  # _run_once inlined: on a small model this path's every call is a share of its latency
-                out = self._run_raw(self._predict_names, feeds, None)[0]
-            except Exception:
-                out = self._run_once(self._predict_names, feeds)[0]  # raises the BundleError with its cause
-            answer = out.item() if out.size == 1 else _one(out)
+            answer = _one(self._run_once(self._predict_names, feeds)[0])
             if self._monitors:  # drift counters (runtime/monitor.py): without one, this check is their whole cost
                 for m in self._monitors:
                     m._observe_one(rows, answer)

@@ -38,16 +38,20 @@ __all__ = [
 def _string_or_number_consts(g: Graph, cats: Any, x: Var, hint: str) -> str:
     """A constant of the categories in the column's element type; missing ones as the marker/NaN."""
     if x.dtype == STRING:
-        vals = np.array([MISSING_CATEGORY if is_missing(c) else str(c) for c in cats], dtype=object)
-        return g.const(vals, hint)
+        return g.const(np.array(_category_names(cats), dtype=object), hint)
     return g.const(np.asarray([np.nan if is_missing(c) else float(c) for c in cats], dtype=np.float64),
                    hint)
+
+
+def _category_names(cats: Any) -> list[str]:
+    """The categories as the graph spells them: missing ones as the marker."""
+    return [MISSING_CATEGORY if is_missing(c) else str(c) for c in cats]
 
 
 def _match(g: Graph, x: Var, cats: Any, hint: str) -> str:
     """[N, K] bool: x == category k. A NaN category matches a NaN value (numbers) or the marker (strings)."""
     if x.dtype == STRING:
-        names = [MISSING_CATEGORY if is_missing(c) else str(c) for c in cats]
+        names = _category_names(cats)
         if len(set(names)) == len(names):
             # a category's number by one hash lookup a row (unknown: -1, matching none), then K integer
             # compares: K string compares a row cost 5 ms of 8,192 rows of bench/bench_runtime.py's forest
