@@ -451,7 +451,7 @@ class Model:
 
 def _one(arr: np.ndarray) -> Any:
     """One row's answer: a Python scalar, or the row of values of a multi-output regressor."""
-    a = np.asarray(arr)
+    a = arr if type(arr) is np.ndarray else np.asarray(arr)  # (onnxruntime's outputs are arrays already)
     return a.item() if a.size == 1 else a.reshape(-1)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -88,6 +89,47 @@ def test_the_fast_path_and_the_checked_path_agree(penguins_bundle: Path) -> None
         assert model._plan.fast_one(Row(row)) is None
         assert np.array_equal(model.predict_proba(row), model.predict_proba(Row(row)))
         assert model.predict(row) == model.predict(Row(row))
+
+
+def test_the_fast_path_fills_every_kind_in_any_order() -> None:
+    """Fields of every kind, interleaved: the fast path groups them by kind in one buffer; each feed must
+    still hold its own field's value, as the checked path makes it, and anything off-kind must fall back."""
+    from skedge.runtime import Feature, Schema
+    from skedge.runtime._schema import InputPlan
+
+    schema = Schema(features=(Feature("b1", "boolean"), Feature("x", "number"), Feature("c1", "category",
+                              categories=("a", "b")), Feature("n", "integer"), Feature("b2", "boolean"),
+                              Feature("y", "number"), Feature("c2", "category", categories=("u", "v", "w")),
+                              Feature("m", "integer")), task="classification")
+    plan = InputPlan(schema)
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        row = {"b1": bool(rng.integers(2)), "x": float(rng.normal() * 10.0 ** rng.integers(-30, 30)),
+               "c1": str(rng.choice(["a", "b"])), "n": int(rng.integers(-10**9, 10**9)),
+               "b2": bool(rng.integers(2)), "y": int(rng.integers(-5, 5)), "c2": str(rng.choice(["u", "v", "w"])),
+               "m": float(rng.integers(-1000, 1000))}
+        fast = plan.fast_one(row)
+        assert fast is not None
+        fast = {k: v.copy() for k, v in fast.items()}
+        checked, n, _ = plan.feeds([row])
+        assert n == 1 and fast.keys() == checked.keys()
+        for k in fast:
+            assert fast[k].shape == (1, 1) and fast[k].dtype == checked[k].dtype
+            assert fast[k][0, 0] == checked[k][0, 0] and type(fast[k][0, 0]) is type(checked[k][0, 0])
+    good = {"b1": True, "x": 1.5, "c1": "a", "n": 3, "b2": False, "y": 2.0, "c2": "w", "m": 4.0}
+    assert plan.fast_one(good) is not None
+
+    class Text(str):
+        pass
+
+    off_kind = {"b1": [1, 1.0, np.True_], "x": [True, math.nan, math.inf, 2.0**200, 2**200, np.float64(1.0), "1"],
+                "n": [1.5, True, math.nan, 2**200, np.int64(3)], "m": [math.inf, -0.5],
+                "b2": [0, 0.0, None], "y": [None, -math.inf], "c1": ["c", Text("a"), 1, None], "c2": [b"u", ""]}
+    for name, values in off_kind.items():
+        for v in values:
+            assert plan.fast_one({**good, name: v}) is None, (name, v)
+    assert plan.fast_one({k: v for k, v in good.items() if k != "m"}) is None
+    assert plan.fast_one({**{k: v for k, v in good.items() if k != "m"}, "z": 1.0}) is None
 
 
 def _python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
