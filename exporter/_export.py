@@ -32,7 +32,7 @@ from .bundle import write_bundle as _write
 from .card import render_card
 from .explain import build_explanations
 from .golden import GOLDEN_MODES, build_sweep, golden_from_sweep
-from .onnx import OUTPUT_NAMES, set_metadata, to_onnx
+from .onnx import OUTPUT_NAMES, run_limits, set_metadata, to_onnx
 from .parity import check_target, parity_markdown, parity_plot
 from .progress import describe_size, report
 
@@ -218,7 +218,7 @@ def build(pipeline: Any, sample: pd.DataFrame, *, name: str, version: str = "1.0
                      for f in schema.features)
     schema = Schema(features=features, task=task, classes=cls_json, outputs=outputs,
                     unknown_categories=policy)
-    set_metadata(model, schema)
+    set_metadata(model, schema, extra=run_limits(ctx))
     onnx_bytes = model.SerializeToString()
 
     tol: dict[str, Any] = dict(tolerance or {"abs": 1e-5, "rel": 1e-5})

@@ -49,6 +49,9 @@ __all__ = ["Model", "load", "check_manifest", "BATCH_THREADS_FROM"]
 BATCH_THREADS_FROM = 1024
 CHUNK_ROWS = 8192
 _ONNX_META_SCHEMA = "skedge.schema"
+# a graph whose intermediates grow large per row (kNN holds [rows, training rows, features]) states how many
+# rows one run may take; the exporter writes it (exporter/onnx/_convert.py run_limits)
+_ONNX_META_ROWS = "skedge.rows_per_run"
 _INPUT_TYPES = {"category": "tensor(string)", "number": "tensor(double)", "integer": "tensor(double)",
                 "boolean": "tensor(double)"}
 
@@ -239,6 +242,7 @@ class Model:
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self._threads = threads or os.cpu_count() or 1
+        self._chunk_rows = _rows_per_run(meta.get(_ONNX_META_ROWS), source)
         self._outputs = dict(schema.outputs)
         self._out_kinds = tuple(self._outputs)
         self._predict_kind = "value" if schema.task == "regression" else "label"
@@ -295,7 +299,7 @@ class Model:
         # and never more than CHUNK_ROWS rows in one run, even on one thread: a large forest's graph holds
         # [rows, trees, classes] doubles between its gather and its ordered sum (bounded memory), and chunks
         # that stay in cache ran faster (40,000 rows of the bench forest: 8,192-row chunks 3.6 s, one run 4.3 s)
-        chunks = max(threads, -(-n // CHUNK_ROWS))
+        chunks = max(threads, -(-n // self._chunk_rows))
         if chunks <= 1:
             return self._run_once(names, feeds)
         bounds = np.linspace(0, n, chunks + 1).astype(int)
@@ -447,6 +451,16 @@ class Model:
         out = self._run([self._outputs[k] for k in self._out_kinds], feeds, n)
         got = {k: _flat(k, v) for k, v in zip(self._out_kinds, out, strict=True)}
         return compare_outputs(self.target, got, expected, golden.get("tolerance"))
+
+
+def _rows_per_run(text: str | None, source: Path) -> int:
+    """The model's own bound on the rows of one run, if it states one; never above CHUNK_ROWS."""
+    if text is None:
+        return CHUNK_ROWS
+    if not (text.isascii() and text.isdigit() and 0 < len(text) <= 9 and int(text) > 0):
+        raise BundleError(f"{source}: its '{_ONNX_META_ROWS}' metadata is {text[:40]!r}, not a positive whole "
+                          "number: the file is corrupt")
+    return min(int(text), CHUNK_ROWS)
 
 
 def _one(arr: np.ndarray) -> Any:

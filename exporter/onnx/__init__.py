@@ -2,8 +2,8 @@
 
 from ._builder import Graph, Var
 from ._context import Context
-from ._convert import OUTPUT_NAMES, convert_step, set_metadata, to_onnx
+from ._convert import OUTPUT_NAMES, RUN_BYTES, convert_step, run_limits, set_metadata, to_onnx
 from ._table import ONNX_CONVERTERS, lookup
 
-__all__ = ["Graph", "Var", "Context", "OUTPUT_NAMES", "ONNX_CONVERTERS", "convert_step", "lookup", "set_metadata",
-           "to_onnx"]
+__all__ = ["Graph", "Var", "Context", "OUTPUT_NAMES", "RUN_BYTES", "ONNX_CONVERTERS", "convert_step", "lookup",
+           "run_limits", "set_metadata", "to_onnx"]

@@ -31,3 +31,6 @@ class Context:
     # inside a meta-estimator the parts' outputs are added and compared with each other, so a tree part must
     # answer sklearn's exact bits (the leaf-number layout), not onnxruntime's float32 sums (trees.py)
     exact_trees: bool = False
+    # the most bytes the graph holds per input row where that is large (kNN's [rows, training rows, features]
+    # differences): written as the model's rows-per-run bound, so that the runtime's batches stay bounded
+    row_bytes: int = 0

@@ -18,7 +18,7 @@ from ._context import Context
 from ._table import REFUSED, lookup, supported_names
 from .meta import TAKES_STRINGS
 
-__all__ = ["convert_step", "to_onnx", "set_metadata", "OUTPUT_NAMES", "ONNX_FORMAT"]
+__all__ = ["convert_step", "to_onnx", "set_metadata", "run_limits", "RUN_BYTES", "OUTPUT_NAMES", "ONNX_FORMAT"]
 
 ONNX_FORMAT = "1"
 # The ONNX output names per output kind (skl2onnx's names, so existing apps find them).
@@ -109,6 +109,17 @@ def to_onnx(pipeline: Any, schema: Schema, *, graph_name: str, classes: np.ndarr
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"the ONNX graph skedge built is invalid: {exc}") from exc
     return model, ctx
+
+
+# What one run of a model may hold in intermediates (per run: the runtime runs two at once on two cores).
+RUN_BYTES = 256 * 2**20
+
+
+def run_limits(ctx: Context) -> dict[str, str]:
+    """The metadata that bounds a run's rows, for a graph whose intermediates grow large per row (kNN)."""
+    if not ctx.row_bytes:
+        return {}
+    return {"skedge.rows_per_run": str(max(1, RUN_BYTES // ctx.row_bytes))}
 
 
 def set_metadata(model: onnx.ModelProto, schema: Schema, extra: dict[str, str] | None = None) -> None:

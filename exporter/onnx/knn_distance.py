@@ -60,10 +60,11 @@ def _check(est: Any) -> None:
         raise ValueError("multi-output KNeighbors with weights='distance' is not supported")
 
 
-def _weights(g: Graph, est: Any, x: Var | list[Var]) -> tuple[str, list[str]]:
+def _weights(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> tuple[str, list[str]]:
     """(indices [N, k] of the nearest training rows, nearest first; one [N, 1] weight per neighbour)."""
     m = g.matrix(x, "knnd_in")
     train = np.asarray(est._fit_X, dtype=np.float64)
+    neighbors.hold_distances(ctx, train)
     xi = g.op1("Unsqueeze", [m.name, g.const(np.array([1], dtype=np.int64), "axis1")], "knnd_x")
     diff = g.op1("Sub", [xi, g.const(train[np.newaxis, :, :], "knnd_train")], "knnd_diff")
     sq = g.op1("Mul", [diff, diff], "knnd_sq")
@@ -99,7 +100,7 @@ def convert_knn_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context)
         return neighbors.convert_knn_classifier(g, est, x, ctx)
     _check(est)
     n_classes = len(est.classes_)
-    idx, ws = _weights(g, est, x)
+    idx, ws = _weights(g, est, x, ctx)
     labels = g.op1("Gather", [g.const(np.asarray(est._y, dtype=np.int64), "knnd_y"), idx], "knnd_labels", axis=0)
     classes = g.const(np.arange(n_classes, dtype=np.int64).reshape(1, -1), "knnd_classes")
     # sklearn: proba[rows, label_i] += weight_i, neighbour after neighbour
@@ -122,7 +123,7 @@ def convert_knn_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) 
     if est.weights != "distance":
         return neighbors.convert_knn_regressor(g, est, x, ctx)
     _check(est)
-    idx, ws = _weights(g, est, x)
+    idx, ws = _weights(g, est, x, ctx)
     vals = g.op1("Gather", [g.const(np.asarray(est._y, dtype=np.float64), "knnd_y"), idx], "knnd_vals", axis=0)
     # sklearn: np.sum(_y[neigh_ind] * weights, axis=1) / np.sum(weights, axis=1)
     terms = []

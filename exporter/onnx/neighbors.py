@@ -16,7 +16,7 @@ import numpy as np
 from ._builder import DOUBLE, INT64, Graph, Var
 from ._context import Context
 
-__all__ = ["convert_knn_classifier", "convert_knn_regressor", "MAX_TRAINING_ROWS"]
+__all__ = ["convert_knn_classifier", "convert_knn_regressor", "MAX_TRAINING_ROWS", "hold_distances"]
 
 MAX_TRAINING_ROWS = 20_000
 
@@ -32,10 +32,18 @@ def _check(est: Any) -> None:
                          "would make the exported graph too large")
 
 
-def _neighbours(g: Graph, est: Any, x: Var | list[Var]) -> str:
+def hold_distances(ctx: Context, train: np.ndarray) -> None:
+    """Record what a distance graph holds per input row: its [rows, training rows, features] difference and
+    square, and what is built from them (four such doubles per training value is an upper bound for both
+    kNN graphs). A batch of 8,192 rows against 10,000 × 8 training values would otherwise take 5 GB."""
+    ctx.row_bytes = max(ctx.row_bytes, 4 * 8 * int(train.size))
+
+
+def _neighbours(g: Graph, est: Any, x: Var | list[Var], ctx: Context) -> str:
     """[N, k] int64: indices of the k nearest training rows, nearest first."""
     m = g.matrix(x, "knn_in")
     train = np.asarray(est._fit_X, dtype=np.float64)
+    hold_distances(ctx, train)
     xi = g.op1("Unsqueeze", [m.name, g.const(np.array([1], dtype=np.int64), "axis1")], "knn_x")
     diff = g.op1("Sub", [xi, g.const(train[np.newaxis, :, :], "knn_train")], "knn_diff")
     sq = g.op1("Mul", [diff, diff], "knn_sq")
@@ -50,7 +58,7 @@ def convert_knn_classifier(g: Graph, est: Any, x: Var | list[Var], ctx: Context)
     if np.ndim(est._y) != 1:
         raise ValueError("multi-output KNeighborsClassifier is not supported")
     n_classes = len(est.classes_)
-    idx = _neighbours(g, est, x)
+    idx = _neighbours(g, est, x, ctx)
     labels = g.op1("Gather", [g.const(np.asarray(est._y, dtype=np.int64), "knn_y"), idx], "knn_labels", axis=0)
     # votes: [N, k, 1] == [C] -> [N, k, C]; onnxruntime has no double OneHot kernel
     lab3 = g.op1("Unsqueeze", [labels, g.const(np.array([2], dtype=np.int64), "axis2")], "knn_lab3")
@@ -69,7 +77,7 @@ def convert_knn_regressor(g: Graph, est: Any, x: Var | list[Var], ctx: Context) 
     y = np.asarray(est._y, dtype=np.float64)
     if y.ndim != 1:
         raise ValueError("multi-output KNeighborsRegressor is not supported")
-    idx = _neighbours(g, est, x)
+    idx = _neighbours(g, est, x, ctx)
     vals = g.op1("Gather", [g.const(y, "knn_y"), idx], "knn_vals", axis=0)
     mean = g.op1("ReduceMean", [vals, g.const(np.array([1], dtype=np.int64), "axis1")], "knn_value", keepdims=1)
     return {"value": Var(mean, DOUBLE, 1)}

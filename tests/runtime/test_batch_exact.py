@@ -150,10 +150,11 @@ def test_chunks_answer_like_one_run(forest: Any, monkeypatch: pytest.MonkeyPatch
     _, path, test = forest
     one_thread = load(path, threads=1)
     pooled = load(path)
-    monkeypatch.setattr(runtime_model, "CHUNK_ROWS", 10**9)
+    assert one_thread._chunk_rows == runtime_model.CHUNK_ROWS < len(test)  # a forest states no bound of its own
+    monkeypatch.setattr(one_thread, "_chunk_rows", 10**9)
     whole = one_thread.predict_proba(test)  # a single run of 6,000 rows
-    monkeypatch.setattr(runtime_model, "CHUNK_ROWS", 333)
     for model in (one_thread, pooled):
+        monkeypatch.setattr(model, "_chunk_rows", 333)
         assert np.array_equal(_bits(model.predict_proba(test)), _bits(whole))
 
 
