@@ -254,12 +254,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=3, help="batch repeats (best of)")
     p.add_argument("--no-browser", action="store_true")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--only", metavar="TEXT", help="the census cases whose name holds TEXT (nothing written: "
+                   "docs/bench.md keeps a whole table)")
     p.add_argument("--quick", action="store_true", help="a smoke run: 2 cases, 2,000 rows, no browser, nothing written")
     args = p.parse_args(argv)
     if args.quick:
         args.rows, args.calls, args.reps, args.no_browser, args.no_write = 2000, 50, 1, True, True
     before = os.getloadavg()[0]
-    cases = [c for c in CASES() if available(c) and (args.all or c.name in SUBSET)]
+    cases = [c for c in CASES() if available(c) and (args.all or args.only or c.name in SUBSET)]
+    if args.only:
+        cases, args.no_write = [c for c in cases if args.only in c.name], True
     if args.quick:
         cases = cases[:2]
     timer, ctx = (None, None) if args.no_browser else browser_timer()
@@ -280,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     load = f"{before:.1f} before the run, " + "/".join(f"{x:.1f}" for x in os.getloadavg())
     # the run itself keeps one or two cores busy: only what was there before it is someone else's work
     shared = " (a machine shared with other work: wall times are upper bounds)" if before > 1.0 else ""
-    which = "every census case skedge exports" if args.all else f"the representative subset ({len(results)} cases)"
+    which = ("every census case skedge exports" if args.all and not args.only else f"those whose name holds "
+             f"{args.only!r}" if args.only else f"the representative subset ({len(results)} cases)")
     note = (f"{date.today().isoformat()}, {platform.machine()}, {os.cpu_count()} cores, load average {load} at the "
             f"end{shared}, Python "
             f"{platform.python_version()}, onnxruntime {onnxruntime.__version__}, scikit-learn {sklearn.__version__}. "
