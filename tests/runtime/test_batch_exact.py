@@ -150,7 +150,7 @@ def test_chunks_answer_like_one_run(forest: Any, monkeypatch: pytest.MonkeyPatch
     _, path, test = forest
     one_thread = load(path, threads=1)
     pooled = load(path)
-    assert one_thread._chunk_rows == runtime_model.CHUNK_ROWS < len(test)  # a forest states no bound of its own
+    assert one_thread._chunk_rows == pooled._chunk_rows == runtime_model.CHUNK_ROWS  # a forest states no bound
     monkeypatch.setattr(one_thread, "_chunk_rows", 10**9)
     whole = one_thread.predict_proba(test)  # a single run of 6,000 rows
     for model in (one_thread, pooled):
